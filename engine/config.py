@@ -1,0 +1,96 @@
+"""The one frozen dataclass of MuSc-V2 hyperparameters.
+
+Each field carries metadata the GUI can build its parameter panel from:
+``title`` (label), ``range`` (slider bounds, when numeric), and ``cost``:
+``"cheap"`` (re-scored from cached distances in well under a second),
+``"rescore"`` (re-runs mutual scoring on cached features) or
+``"reextract"`` (re-runs feature extraction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from engine.errors import InvalidInputError
+
+MODALITIES = ("2d",)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _meta(title: str, cost: str, value_range: tuple[float, float] | None = None) -> dict[str, Any]:
+    return {"title": title, "cost": cost, "range": value_range}
+
+
+@dataclass(frozen=True)
+class MuscConfig:
+    """Hyperparameters of one scoring run. Defaults follow the paper (spec Part A / B)."""
+
+    # Which data the method looks at; only "2d" exists in this version.
+    modality: str = field(default="2d", metadata=_meta("Modality", "reextract"))
+    # Backbone registry name; None picks the paper's dino_vitb8 when its weights can be had,
+    # else the best offline backbone (see engine.backbones.choose_default_backbone).
+    backbone: str | None = field(default=None, metadata=_meta("2D backbone", "reextract"))
+    # Explicit weights file for the backbone; None resolves package -> cache -> download.
+    weights: str | None = field(default=None, metadata=_meta("Weights file", "reextract"))
+    # Square input side in pixels; None uses the backbone's own default.
+    image_size: int | None = field(
+        default=None, metadata=_meta("Image size", "reextract", (64, 1024))
+    )
+    # Backbone layers to score (0-based block indices or stage names); None = backbone default.
+    layers: tuple[int, ...] | None = field(default=None, metadata=_meta("Layers", "reextract"))
+    # SNAMD aggregation degrees r (r x r neighbourhoods); spec B §4.1.
+    r_list: tuple[int, ...] = field(default=(1, 3, 5), metadata=_meta("Degrees r", "rescore"))
+    # Interval average keeps the lowest X% of the N-1 reference scores (Part A §6).
+    x_percent: float = field(default=30.0, metadata=_meta("X %", "cheap", (1.0, 100.0)))
+    # RsCon neighbourhood window k; final score = mean of k=1 and k=window (Part A §8).
+    rscon_window: int = field(default=7, metadata=_meta("RsCon window k", "cheap", (1, 50)))
+    # Number of subsets g scored independently (B §9); 1 = all samples together.
+    subsets: int = field(default=1, metadata=_meta("Subsets g", "rescore", (1, 16)))
+    # Compute device: "auto" picks CUDA when present.
+    device: str = field(default="auto", metadata=_meta("Device", "rescore"))
+    # Seed for the subset split; everything else is deterministic.
+    seed: int = field(default=42, metadata=_meta("Seed", "rescore"))
+    # Images per backbone forward pass.
+    batch_size: int = field(default=8, metadata=_meta("Batch size", "reextract", (1, 64)))
+    # Upper bound for one mutual-scoring similarity block, in MiB (bounds peak memory).
+    chunk_mib: int = field(default=64, metadata=_meta("MSM chunk (MiB)", "rescore", (4, 4096)))
+    # Side of the square grid on which pixel metrics are evaluated (reference: 224).
+    eval_size: int = field(default=224, metadata=_meta("Evaluation size", "cheap", (64, 1024)))
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise InvalidInputError(
+                f"modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}."
+            )
+        if self.device not in DEVICES:
+            raise InvalidInputError(
+                f"device must be one of {', '.join(DEVICES)}, got {self.device!r}."
+            )
+        if not 0.0 < self.x_percent <= 100.0:
+            raise InvalidInputError(f"x_percent must be in (0, 100], got {self.x_percent}.")
+        if self.rscon_window < 1:
+            raise InvalidInputError(f"rscon_window must be >= 1, got {self.rscon_window}.")
+        if self.subsets < 1:
+            raise InvalidInputError(f"subsets must be >= 1, got {self.subsets}.")
+        if not self.r_list or any(r < 1 or r % 2 == 0 for r in self.r_list):
+            raise InvalidInputError(f"r_list must hold odd degrees >= 1, got {self.r_list}.")
+        if self.image_size is not None and self.image_size < 32:
+            raise InvalidInputError(f"image_size must be >= 32 pixels, got {self.image_size}.")
+
+    def replace(self, **changes: Any) -> MuscConfig:
+        """Return a copy with ``changes`` applied (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of all fields."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    @staticmethod
+    def field_info() -> dict[str, dict[str, Any]]:
+        """Metadata of each field (title, cost, range) for building a parameter panel."""
+        return {f.name: dict(f.metadata) for f in fields(MuscConfig)}

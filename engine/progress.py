@@ -1,0 +1,47 @@
+"""Progress events yielded by long computations, and the cancellation flag they honour."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from engine.errors import CancelledError
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a long stage: ``done`` of ``total`` units of ``stage`` are finished."""
+
+    stage: str
+    done: int
+    total: int
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """Share of the stage that is finished, in [0, 1]."""
+        return 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
+
+
+class CancelToken:
+    """Thread-safe cancellation flag shared between a worker and the UI thread.
+
+    Long loops call :meth:`raise_if_cancelled` between steps; a GUI sets the flag from its own thread.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the computation to stop at its next step."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`CancelledError` if cancellation was requested."""
+        if self._event.is_set():
+            raise CancelledError("cancelled by the user")
