@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from engine.errors import CancelledError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class Progress:
 class CancelToken:
     """Thread-safe cancellation flag shared between a worker and the UI thread.
 
-    Long loops call :meth:`raise_if_cancelled` between steps; a GUI sets the flag from its own thread.
+    Long loops call :meth:`raise_if_cancelled` between steps; a GUI sets the flag from its
+    own thread.
     """
 
     def __init__(self) -> None:
@@ -45,3 +50,12 @@ class CancelToken:
         """Raise :class:`CancelledError` if cancellation was requested."""
         if self._event.is_set():
             raise CancelledError("cancelled by the user")
+
+
+def run_to_completion(steps: Generator[Progress, None, T]) -> T:
+    """Drive a stage generator to its end without looking at its progress events."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Set up MuSc Inspector in ./.venv (idempotent, quick when already done) and run one job:
+#   bash bootstrap.sh demo   -> score the bundled synthetic product line into out/demo
+#   bash bootstrap.sh test   -> run the test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+
+TORCH_PINS=("torch==2.14.1" "torchvision==0.29.1")
+APT_PACKAGES=()  # Debian packages the Python wheels need at run time (none yet)
+
+install_apt_packages() {
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+install_python_packages() {
+  # A stamp keyed on the files that define the environment makes a second run instant.
+  local stamp
+  stamp=".venv/.bootstrap-$(cat pyproject.toml bootstrap.sh | sha256sum | cut -c1-16)"
+  [ -f "$stamp" ] && return 0
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  echo "bootstrap: installing Python packages into .venv (first run takes a few minutes)" >&2
+  .venv/bin/python -m pip install -q --upgrade pip
+  # torch first, pinned, so that the project's ">=" ranges never pull a different build
+  .venv/bin/python -m pip install -q "${TORCH_PINS[@]}"
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  rm -f .venv/.bootstrap-*
+  touch "$stamp"
+}
+
+install_apt_packages
+install_python_packages
+
+case "${1:-demo}" in
+  demo)
+    shift || true
+    exec .venv/bin/musc demo --out out/demo "$@"
+    ;;
+  test)
+    shift || true
+    exec .venv/bin/python -m pytest -q -ra "$@"
+    ;;
+  *)
+    echo "usage: bash bootstrap.sh [demo|test] [extra arguments]" >&2
+    exit 2
+    ;;
+esac

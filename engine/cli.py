@@ -1,0 +1,188 @@
+"""Headless command line: ``musc score``, ``musc demo``, ``musc backbones``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from engine.config import DEVICES, MODALITIES, MuscConfig
+from engine.data.discover import discover_datasets
+from engine.data.samples import DatasetIndex
+from engine.errors import MuscError
+from engine.evaluation import evaluate
+from engine.export import ensure_writable, write_outputs
+from engine.pipeline import InspectionSession
+from engine.progress import Progress
+from engine.results import ScoreResult
+
+
+def _say(message: str) -> None:
+    print(f"musc: {message}", file=sys.stderr)
+
+
+def _with_progress(steps: Generator[Progress, None, ScoreResult]) -> ScoreResult:
+    """Drive a pipeline generator, showing one tqdm bar per stage on stderr."""
+    bar: tqdm | None = None
+    stage = None
+    try:
+        while True:
+            try:
+                event = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            if event.stage != stage:
+                if bar is not None:
+                    bar.close()
+                stage = event.stage
+                bar = tqdm(total=event.total, desc=stage, file=sys.stderr, leave=False)
+            assert bar is not None
+            bar.n = event.done
+            bar.refresh()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _config_from_args(args: argparse.Namespace) -> MuscConfig:
+    return MuscConfig(
+        modality=args.modality,
+        backbone=args.backbone,
+        weights=args.weights,
+        image_size=args.image_size,
+        layers=tuple(args.layers) if args.layers else None,
+        x_percent=args.x_percent,
+        rscon_window=args.k,
+        subsets=args.subsets,
+        device=args.device,
+        batch_size=args.batch_size,
+    )
+
+
+def score_dataset(
+    dataset: DatasetIndex, config: MuscConfig, out_dir: Path, *, maps: bool = True
+) -> tuple[ScoreResult, dict[str, float]]:
+    """Score one category and write its outputs; returns the result and its metrics."""
+    ensure_writable(out_dir)  # fail before the long computation, not after it
+    session = InspectionSession(dataset, config)
+    result = _with_progress(session.run())
+    if session.backbone_reason:
+        _say(session.backbone_reason)
+    for skipped in session.skipped:
+        _say(f"skipped {skipped.path}: {skipped.reason}")
+    for warning in session.warnings:
+        _say(f"warning: {warning}")
+    metrics = evaluate(result)
+    extra: dict[str, Any] = {
+        "dataset": {
+            "root": str(dataset.root),
+            "layout": dataset.layout,
+            "category": dataset.category,
+        },
+        "backbone_choice": session.backbone_reason or "named by the user",
+        "skipped": [{"path": str(s.path), "reason": s.reason} for s in session.skipped],
+        "warnings": session.warnings,
+    }
+    write_outputs(out_dir, result, metrics, extra, maps=maps)
+    return result, metrics
+
+
+def _report(category: str, result: ScoreResult, metrics: dict[str, float], out_dir: Path) -> None:
+    info = result.backbone
+    _say(
+        f"{category}: scored {len(result.samples)} samples with {info.name} "
+        f"({info.weights_source}) -> {out_dir}"
+    )
+    if metrics:
+        print(f"{category}: " + ", ".join(f"{k}={100 * v:.1f}" for k, v in metrics.items()))
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score every category found under the dataset folder."""
+    config = _config_from_args(args)
+    datasets = discover_datasets(args.dataset)
+    out_root = Path(args.out)
+    for dataset in datasets:
+        out_dir = out_root / dataset.category if len(datasets) > 1 else out_root
+        result, metrics = score_dataset(dataset, config, out_dir, maps=not args.no_maps)
+        _report(dataset.category, result, metrics, out_dir)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the bundled synthetic product line and score it."""
+    from engine.data.synthetic import write_synthetic_dataset
+
+    out_root = ensure_writable(args.out)
+    data_dir = write_synthetic_dataset(out_root / "data", seed=args.seed)
+    _say(f"demo data: synthetic product line written to {data_dir}")
+    args.dataset, args.out = str(data_dir), str(out_root / "results")
+    return cmd_score(args)
+
+
+def cmd_backbones(_: argparse.Namespace) -> int:
+    """List the registered backbones."""
+    from engine.backbones import backbone_description, list_backbones
+
+    for name in list_backbones():
+        print(f"{name:18s} {backbone_description(name)}")
+    return 0
+
+
+def _add_score_options(parser: argparse.ArgumentParser) -> None:
+    defaults = MuscConfig()
+    parser.add_argument("--modality", choices=MODALITIES, default=defaults.modality)
+    parser.add_argument("--backbone", help="registry name (see `musc backbones`); default: auto")
+    parser.add_argument("--weights", help="local weights file for the backbone")
+    parser.add_argument("--x-percent", type=float, default=defaults.x_percent,
+                        help="interval average over the lowest X%% of the other samples")
+    parser.add_argument("--k", type=int, default=defaults.rscon_window, help="RsCon window")
+    parser.add_argument("--subsets", type=int, default=defaults.subsets, help="subsets g")
+    parser.add_argument("--image-size", type=int, help="input side in pixels")
+    parser.add_argument("--layers", type=int, nargs="+", help="backbone layer indices")
+    parser.add_argument("--device", choices=DEVICES, default=defaults.device)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--no-maps", action="store_true", help="skip heatmap PNGs and maps.h5")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``musc`` argument parser."""
+    parser = argparse.ArgumentParser(prog="musc", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    score = commands.add_parser("score", help="score a folder of product images")
+    score.add_argument("dataset", help="dataset folder (MVTec 3D-AD, MVTec AD or plain images)")
+    score.add_argument("--out", required=True, help="output folder")
+    _add_score_options(score)
+    score.set_defaults(func=cmd_score)
+    demo = commands.add_parser("demo", help="score the bundled synthetic product line")
+    demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic line")
+    _add_score_options(demo)
+    demo.set_defaults(func=cmd_demo)
+    listing = commands.add_parser("backbones", help="list the available backbones")
+    listing.set_defaults(func=cmd_backbones)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``musc`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MuscError as error:
+        _say(f"error: {error}")
+        return 2
+    except OSError as error:
+        _say(f"error: {error}")
+        return 2
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Mutual scoring (MSM): every patch of every sample is scored against all other samples.
+
+For query sample i, patch m and reference sample j the patch-to-sample distance is
+``a[i, m, j] = min_n ||F_i(m) - F_j(n)||`` (spec B §5). The interval average keeps the lowest X%
+of the N-1 values per patch (Part A §6).
+
+Speed: the distance of a pair of patches serves both directions, so each unordered pair of
+samples is computed once. Samples are processed in square tiles: one GEMM of (T*L, C) x (C, T*L)
+per tile pair, then a max over rows gives the queries of tile I against the references of tile J,
+and a max over columns gives the reverse. Tiles are sized from a memory budget, which bounds peak
+memory independently of N; the distance table itself is O(N^2 * L).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+
+import torch
+
+from engine.progress import Progress
+
+
+def tile_size(num_patches: int, chunk_mib: int, num_samples: int) -> int:
+    """Samples per tile so that one (T*L) x (T*L) float32 similarity block fits ``chunk_mib``."""
+    budget_floats = chunk_mib * 2**20 / 4
+    tile = int(math.sqrt(budget_floats) // max(1, num_patches))
+    return max(1, min(num_samples, tile))
+
+
+def patch_to_sample_distances(
+    features: torch.Tensor, chunk_mib: int = 64, stage: str = "mutual scoring"
+) -> Generator[Progress, None, torch.Tensor]:
+    """Distances from every patch to every other sample, for unit-norm features.
+
+    Args:
+        features: (N, L, C) L2-normalised features of one layer.
+        chunk_mib: Memory budget of one similarity block.
+        stage: Name used in the progress events.
+
+    Yields:
+        Progress after each tile pair (a cancellation point).
+
+    Returns:
+        (N, L, N) distances; the diagonal entries [i, :, i] are 0 and must be ignored.
+    """
+    n, num_patches, _ = features.shape
+    tile = tile_size(num_patches, chunk_mib, n)
+    starts = list(range(0, n, tile))
+    pairs = [(a, b) for ai, a in enumerate(starts) for b in starts[ai:]]
+    best = torch.full((n, num_patches, n), -1.0, dtype=features.dtype, device=features.device)
+    for done, (a, b) in enumerate(pairs, start=1):
+        qa, qb = features[a : a + tile], features[b : b + tile]
+        ta, tb = qa.shape[0], qb.shape[0]
+        sims = qa.reshape(-1, qa.shape[-1]) @ qb.reshape(-1, qb.shape[-1]).T
+        # rows: (query in tile a, patch m); columns: (reference in tile b, patch n)
+        row_best = sims.view(ta * num_patches, tb, num_patches).amax(dim=2)
+        best[a : a + ta, :, b : b + tb] = row_best.view(ta, num_patches, tb)
+        if a != b:
+            col_best = sims.view(ta, num_patches, tb * num_patches).amax(dim=1)
+            best[b : b + tb, :, a : a + ta] = col_best.view(ta, tb, num_patches).permute(1, 2, 0)
+        yield Progress(stage, done, len(pairs))
+    # ||x - y||^2 = 2 - 2 x.y for unit vectors; clamp the rounding below zero
+    return torch.sqrt(torch.clamp(2.0 - 2.0 * best, min=0.0))
+
+
+def drop_self(distances: torch.Tensor) -> torch.Tensor:
+    """Remove the self-reference column: (N, L, N) -> (N, L, N-1)."""
+    n = distances.shape[0]
+    keep = ~torch.eye(n, dtype=torch.bool, device=distances.device)
+    return distances.permute(0, 2, 1)[keep].view(n, n - 1, -1).permute(0, 2, 1)
+
+
+def sorted_cumsum(distances: torch.Tensor) -> torch.Tensor:
+    """Cumulative sums of the ascending reference distances, so any interval average is O(1).
+
+    Args:
+        distances: (N, L, R) patch-to-reference distances.
+
+    Returns:
+        (N, L, R) float32 where [..., k-1] is the sum of the k smallest values.
+    """
+    return torch.sort(distances, dim=-1).values.cumsum(dim=-1)
+
+
+def interval_count(x_percent: float, num_references: int) -> int:
+    """Number of lowest reference scores kept: ``max(1, floor(X * R))`` (Part A §6)."""
+    return max(1, math.floor(x_percent / 100.0 * num_references + 1e-9))
+
+
+def interval_average(cumsum: torch.Tensor, x_percent: float) -> torch.Tensor:
+    """Mean of the lowest X% of the reference distances per patch.
+
+    Args:
+        cumsum: (..., R) output of :func:`sorted_cumsum` (may be summed over layers).
+        x_percent: Share of the references kept, in (0, 100].
+
+    Returns:
+        (...) interval averages.
+    """
+    k = interval_count(x_percent, cumsum.shape[-1])
+    return cumsum[..., k - 1] / k

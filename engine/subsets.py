@@ -1,0 +1,29 @@
+"""Splitting the sample set into g subsets that are scored independently (spec B §9)."""
+
+from __future__ import annotations
+
+import random
+
+
+def split_subsets(num_samples: int, subsets: int, seed: int = 42) -> list[list[int]]:
+    """Seeded, interleaved split of sample indices into ``subsets`` groups.
+
+    MuSc v1 first grouped the samples by *anomaly type* before interleaving. That needs ground
+    truth, which a zero-shot tool does not have on a real line, so here all samples form one
+    group: shuffle with ``random.Random(seed)``, then subset t takes every g-th index from t on.
+    Each subset is returned sorted, so results do not depend on the shuffle order within it.
+
+    Args:
+        num_samples: N.
+        subsets: g >= 1; clipped so that every subset holds at least 2 samples.
+        seed: Shuffle seed.
+
+    Returns:
+        g lists of indices that partition range(N).
+    """
+    if subsets <= 1 or num_samples < 4:
+        return [list(range(num_samples))]
+    groups = min(subsets, num_samples // 2)
+    order = list(range(num_samples))
+    random.Random(seed).shuffle(order)
+    return [sorted(order[t::groups]) for t in range(groups)]
