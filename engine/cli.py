@@ -10,6 +10,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from engine.backbones import choose_default_backbone
 from engine.config import DEVICES, MODALITIES, MuscConfig
 from engine.data.discover import discover_datasets
 from engine.data.samples import DatasetIndex
@@ -39,7 +40,11 @@ def _with_progress(steps: Generator[Progress, None, ScoreResult]) -> ScoreResult
                 if bar is not None:
                     bar.close()
                 stage = event.stage
-                bar = tqdm(total=event.total, desc=stage, file=sys.stderr, leave=False)
+                # disable=None: a live bar on a terminal, one line per stage in a log file
+                bar = tqdm(total=event.total, desc=stage, file=sys.stderr, leave=False,
+                           disable=None, mininterval=0.5)  # fmt: skip
+                if bar.disable:
+                    _say(f"{stage} ({event.total} steps)")
             assert bar is not None
             bar.n = event.done
             bar.refresh()
@@ -64,14 +69,17 @@ def _config_from_args(args: argparse.Namespace) -> MuscConfig:
 
 
 def score_dataset(
-    dataset: DatasetIndex, config: MuscConfig, out_dir: Path, *, maps: bool = True
+    dataset: DatasetIndex,
+    config: MuscConfig,
+    out_dir: Path,
+    *,
+    maps: bool = True,
+    backbone_choice: str = "",
 ) -> tuple[ScoreResult, dict[str, float]]:
     """Score one category and write its outputs; returns the result and its metrics."""
     ensure_writable(out_dir)  # fail before the long computation, not after it
     session = InspectionSession(dataset, config)
     result = _with_progress(session.run())
-    if session.backbone_reason:
-        _say(session.backbone_reason)
     for skipped in session.skipped:
         _say(f"skipped {skipped.path}: {skipped.reason}")
     for warning in session.warnings:
@@ -83,7 +91,7 @@ def score_dataset(
             "layout": dataset.layout,
             "category": dataset.category,
         },
-        "backbone_choice": session.backbone_reason or "named by the user",
+        "backbone_choice": backbone_choice or session.backbone_reason or "named by the user",
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in session.skipped],
         "warnings": session.warnings,
     }
@@ -105,10 +113,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     """Score every category found under the dataset folder."""
     config = _config_from_args(args)
     datasets = discover_datasets(args.dataset)
+    reason = ""
+    if config.backbone is None:
+        name, reason = choose_default_backbone()
+        _say(reason)  # one visible line saying which backbone is used and why
+        config = config.replace(backbone=name)
     out_root = Path(args.out)
     for dataset in datasets:
         out_dir = out_root / dataset.category if len(datasets) > 1 else out_root
-        result, metrics = score_dataset(dataset, config, out_dir, maps=not args.no_maps)
+        result, metrics = score_dataset(
+            dataset, config, out_dir, maps=not args.no_maps, backbone_choice=reason
+        )
         _report(dataset.category, result, metrics, out_dir)
     return 0
 

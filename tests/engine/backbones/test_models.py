@@ -39,7 +39,7 @@ def test_efficientnet_lite_real_weights(
 
     x = _images(2, size)
     feats = bb.extract(x)
-    assert len(feats) == len(bb.info.layers) == 3
+    assert len(feats) == len(bb.info.layers) == 2
     for f, c in zip(feats, channels, strict=True):
         assert f.shape == (2, size // 8, size // 8, c) and f.dtype == torch.float32
         assert torch.isfinite(f).all()
@@ -54,7 +54,8 @@ def test_efficientnet_lite0_block_table_and_defaults() -> None:
                                            192, 192, 192, 192, 320]
     assert [r.stride for r in table] == [2, 4, 4, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32, 32, 32, 32]
     bb = create_backbone("efficientnet_lite0", "random")
-    assert bb.info.layers == ("_blocks.4", "_blocks.7", "_blocks.10")
+    assert bb.info.layers == ("_blocks.4", "_blocks.10")
+    assert bb.info.image_size == 320
     assert bb.info.weights_source == "random (timing only)" and bb.info.weights_path is None
 
 

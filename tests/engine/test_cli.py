@@ -1,0 +1,89 @@
+"""The ``musc`` command line on the synthetic line with the offline backbone."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import h5py
+import pytest
+
+from engine.cli import main
+from engine.data.synthetic import write_synthetic_dataset
+
+METRIC_KEYS = {
+    "image_auroc", "image_ap", "image_f1_max", "pixel_auroc", "pixel_ap", "pixel_f1_max",
+    "aupro", "pro_cflow",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    data = write_synthetic_dataset(root / "data", n_good=10, n_per_defect=2, seed=3)
+    out = root / "out"
+    code = main(["score", str(data), "--out", str(out), "--backbone", "efficientnet_lite0"])
+    assert code == 0
+    return out
+
+
+def test_scores_csv_is_ranked(scored: Path) -> None:
+    with open(scored / "scores.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["rank", "sample", "score", "label", "defect_type"]
+    assert len(rows) == 16
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert [int(r["rank"]) for r in rows] == list(range(1, 17))
+    # the planted defects should dominate the top of the ranking
+    assert sum(r["label"] == "1" for r in rows[:6]) >= 4
+
+
+def test_results_json_has_config_backbone_timings_and_metrics(scored: Path) -> None:
+    document = json.loads((scored / "results.json").read_text())
+    assert document["config"]["x_percent"] == 30.0 and document["config"]["rscon_window"] == 7
+    assert document["backbone"]["name"] == "efficientnet_lite0"
+    assert "package" in document["backbone"]["weights_source"]
+    assert {"extract", "mutual scoring", "rescore"} <= set(document["timings_s"])
+    assert set(document["metrics"]) == METRIC_KEYS
+    assert all(0.0 <= v <= 1.0 for v in document["metrics"].values())
+    assert document["metrics"]["image_auroc"] > 0.8
+    assert len(document["samples"]) == 16
+
+
+def test_maps_are_written_per_sample_at_original_size(scored: Path) -> None:
+    pngs = sorted(p.stem for p in (scored / "maps").glob("*.png"))
+    assert len(pngs) == 16 and "good_000" in pngs
+    with h5py.File(scored / "maps.h5") as store:
+        assert store["scratch_000"].shape == (256, 256)
+    assert not list(scored.glob(".*tmp"))  # atomic writes leave no temporaries
+
+
+def test_missing_dataset_exits_nonzero_with_one_line(tmp_path: Path, capsys) -> None:
+    code = main(["score", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere" in err[0]
+
+
+def test_unwritable_output_fails_before_scoring(tmp_path: Path, capsys) -> None:
+    data = write_synthetic_dataset(tmp_path / "data", n_good=3, n_per_defect=1)
+    # /proc refuses new folders even to root, so this holds in CI too
+    assert main(["score", str(data), "--out", "/proc/musc-out"]) == 2
+    err = capsys.readouterr().err
+    assert "not writable" in err and "/proc/musc-out" in err and "extract" not in err
+
+
+def test_output_path_that_is_a_file_is_reported(tmp_path: Path, capsys) -> None:
+    data = write_synthetic_dataset(tmp_path / "data", n_good=3, n_per_defect=1)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert main(["score", str(data), "--out", str(blocker), "--backbone", "efficientnet_lite0"]) == 2
+    assert "file.txt" in capsys.readouterr().err
+
+
+def test_backbones_lists_the_registry(capsys) -> None:
+    assert main(["backbones"]) == 0
+    out = capsys.readouterr().out
+    assert "dino_vitb8" in out and "efficientnet_lite0" in out
