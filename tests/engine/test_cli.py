@@ -79,7 +79,8 @@ def test_output_path_that_is_a_file_is_reported(tmp_path: Path, capsys) -> None:
     data = write_synthetic_dataset(tmp_path / "data", n_good=3, n_per_defect=1)
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    assert main(["score", str(data), "--out", str(blocker), "--backbone", "efficientnet_lite0"]) == 2
+    args = ["score", str(data), "--out", str(blocker), "--backbone", "efficientnet_lite0"]
+    assert main(args) == 2
     assert "file.txt" in capsys.readouterr().err
 
 
