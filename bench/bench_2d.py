@@ -112,7 +112,7 @@ def main() -> None:
         f"machine: {platform.machine()}, {_cpu_count()} cores, torch threads {_threads()}, "
         f"device {rows[0]['device']}, backbone {rows[0]['backbone']}"
     )
-    header = ["N", *(f"{s} s/sample" for s in stages), "total s/sample", "rescore s"]
+    header = ["N", *(f"{s} s/sample" for s in stages), "total s/sample", "rescore ms"]
     header.append("peak RSS MiB")
     if any(r["peak_gpu_mib"] for r in rows):
         header.append("peak GPU MiB")
@@ -120,7 +120,8 @@ def main() -> None:
     for row in rows:
         n = row["n"]
         cells = [str(n)] + [f"{row['stages'][s] / n:.3f}" for s in stages]
-        cells += [f"{row['total'] / n:.3f}", f"{row['rescore']:.3f}", f"{row['peak_rss_mib']:.0f}"]
+        cells += [f"{row['total'] / n:.3f}", f"{1000 * row['rescore']:.1f}"]
+        cells.append(f"{row['peak_rss_mib']:.0f}")
         if row["peak_gpu_mib"]:
             cells.append(f"{row['peak_gpu_mib']:.0f}")
         print(" | ".join(cells))
