@@ -53,3 +53,40 @@ class Backbone2D(ABC):
         Returns:
             One (B, h, w, C_l) float32 tensor per layer, h = w = :attr:`grid_size`.
         """
+
+
+@dataclass(frozen=True)
+class PointBackboneInfo:
+    """What 3D network (or descriptor) was built and from which weights."""
+
+    name: str
+    architecture: str
+    weights_source: str  # "file ...", "cache ...", "weight-free", "random (timing only)"
+    weights_path: str | None
+    layers: tuple[str, ...]
+
+
+class Backbone3D(ABC):
+    """A frozen per-group feature extractor for a point cloud.
+
+    Input is one sample's foreground cloud, normalised to the unit ball, already split into
+    groups (see ``engine.pointcloud``); output is one feature vector per group for each layer.
+    """
+
+    info: PointBackboneInfo
+    device: torch.device = torch.device("cpu")
+
+    @abstractmethod
+    def extract(
+        self, points: torch.Tensor, centers: torch.Tensor, groups: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Per-group features of each configured layer.
+
+        Args:
+            points: (P, 3) float32 foreground points in the unit ball, on ``device``.
+            centers: (G, 3) float32 group centres (a subset of ``points``).
+            groups: (G, K) int64 indices into ``points``: the members of each group.
+
+        Returns:
+            One (G, C_l) float32 tensor per layer.
+        """
