@@ -45,3 +45,69 @@ def image_scores_from_maps(patch_maps: torch.Tensor, size: int) -> torch.Tensor:
     reference's numbers.
     """
     return upsample_maps(patch_maps, size).flatten(1).amax(dim=1)
+
+
+def interpolation_weights(
+    points: torch.Tensor, centers: torch.Tensor, neighbours: int = 3
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse *squared*-distance weights of each point's nearest group centres (Part A §7).
+
+    Args:
+        points: (P, 3) foreground points.
+        centers: (G, 3) group centres.
+        neighbours: Number of centres per point (3, as the reference).
+
+    Returns:
+        (indices (P, k) into the centres, weights (P, k) summing to 1 per point).
+    """
+    k = min(neighbours, centers.shape[0])
+    indices, weights = [], []
+    for start in range(0, points.shape[0], 16384):  # bounds the (chunk, G) distance block
+        squared = torch.cdist(points[start : start + 16384], centers).square()
+        nearest = squared.topk(k, dim=1, largest=False)
+        inverse = 1.0 / (nearest.values + 1e-8)
+        indices.append(nearest.indices)
+        weights.append(inverse / inverse.sum(dim=1, keepdim=True))
+    return torch.cat(indices), torch.cat(weights)
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, H, W) maps in float, replicate padding, radius 4 sigma.
+
+    The reference blurs an 8-bit copy with PIL (B §6.2); Part A §7 keeps it in float.
+    """
+    if sigma <= 0:
+        return maps
+    radius = max(1, int(4.0 * sigma + 0.5))
+    offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    x = maps[:, None]
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
+    return x[:, 0]
+
+
+def points_to_map(
+    group_scores: torch.Tensor,
+    indices: torch.Tensor,
+    weights: torch.Tensor,
+    pixel_index: torch.Tensor,
+    size: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scatter interpolated group scores to the pixels of the foreground points.
+
+    Args:
+        group_scores: (G,) scores of the groups.
+        indices: (P, k) nearest groups of every point (from :func:`interpolation_weights`).
+        weights: (P, k) their weights.
+        pixel_index: (P,) row-major pixel index of every point on a grid of ``size``.
+        size: (H, W) of the pixel grid.
+
+    Returns:
+        (map (H, W) with 0 on the background, point_scores (P,)).
+    """
+    point_scores = (group_scores[indices] * weights).sum(dim=1)
+    flat = torch.zeros(size[0] * size[1], dtype=point_scores.dtype, device=point_scores.device)
+    flat[pixel_index] = point_scores
+    return flat.view(size), point_scores

@@ -29,14 +29,20 @@ def tile_size(num_patches: int, chunk_mib: int, num_samples: int) -> int:
 
 
 def patch_to_sample_distances(
-    features: torch.Tensor, chunk_mib: int = 64, stage: str = "mutual scoring"
+    features: torch.Tensor,
+    chunk_mib: int = 64,
+    stage: str = "mutual scoring",
+    *,
+    unit_norm: bool = True,
 ) -> Generator[Progress, None, torch.Tensor]:
-    """Distances from every patch to every other sample, for unit-norm features.
+    """Distances from every patch to every other sample.
 
     Args:
-        features: (N, L, C) L2-normalised features of one layer.
+        features: (N, L, C) features of one layer.
         chunk_mib: Memory budget of one similarity block.
         stage: Name used in the progress events.
+        unit_norm: The features are L2-normalised (2D), so ``||x-y||^2 = 2 - 2 x.y`` and the
+            nearest patch is the most similar one; otherwise (3D, B §4.2) the norms are used.
 
     Yields:
         Progress after each tile pair (a cancellation point).
@@ -48,20 +54,31 @@ def patch_to_sample_distances(
     tile = tile_size(num_patches, chunk_mib, n)
     starts = list(range(0, n, tile))
     pairs = [(a, b) for ai, a in enumerate(starts) for b in starts[ai:]]
-    best = torch.full((n, num_patches, n), -1.0, dtype=features.dtype, device=features.device)
+    squared = (features * features).sum(-1)  # (N, L)
+    nearest = torch.zeros((n, num_patches, n), dtype=features.dtype, device=features.device)
     for done, (a, b) in enumerate(pairs, start=1):
         qa, qb = features[a : a + tile], features[b : b + tile]
         ta, tb = qa.shape[0], qb.shape[0]
         sims = qa.reshape(-1, qa.shape[-1]) @ qb.reshape(-1, qb.shape[-1]).T
-        # rows: (query in tile a, patch m); columns: (reference in tile b, patch n)
-        row_best = sims.view(ta * num_patches, tb, num_patches).amax(dim=2)
-        best[a : a + ta, :, b : b + tb] = row_best.view(ta, num_patches, tb)
-        if a != b:
-            col_best = sims.view(ta, num_patches, tb * num_patches).amax(dim=1)
-            best[b : b + tb, :, a : a + ta] = col_best.view(ta, tb, num_patches).permute(1, 2, 0)
+        if unit_norm:
+            # max similarity = min distance; 2 - 2 s is applied once at the end
+            rows = sims.view(ta * num_patches, tb, num_patches).amax(dim=2)
+            cols = sims.view(ta, num_patches, tb * num_patches).amax(dim=1) if a != b else None
+        else:
+            # min_n ||y_n||^2 - 2 x.y_n, plus ||x||^2 afterwards (and the same for columns)
+            sims.mul_(-2.0)
+            rows = (sims + squared[b : b + tb].reshape(1, -1)).view(ta * num_patches, tb, -1)
+            rows = rows.amin(dim=2) + squared[a : a + ta].reshape(-1, 1)
+            cols = None
+            if a != b:
+                cols = (sims + squared[a : a + ta].reshape(-1, 1)).view(ta, num_patches, -1)
+                cols = cols.amin(dim=1) + squared[b : b + tb].reshape(1, -1)
+        nearest[a : a + ta, :, b : b + tb] = rows.view(ta, num_patches, tb)
+        if cols is not None:
+            nearest[b : b + tb, :, a : a + ta] = cols.view(ta, tb, num_patches).permute(1, 2, 0)
         yield Progress(stage, done, len(pairs))
-    # ||x - y||^2 = 2 - 2 x.y for unit vectors; clamp the rounding below zero
-    return torch.sqrt(torch.clamp(2.0 - 2.0 * best, min=0.0))
+    squared_distance = 2.0 - 2.0 * nearest if unit_norm else nearest
+    return torch.sqrt(torch.clamp(squared_distance, min=0.0))
 
 
 def drop_self(distances: torch.Tensor) -> torch.Tensor:

@@ -66,3 +66,45 @@ def snamd_2d(tokens: torch.Tensor, r_list: tuple[int, ...] = (1, 3, 5)) -> torch
     pooled = sw_pool_2d(tokens, r_list).mean(dim=0)
     features = pooled.reshape(tokens.shape[0], -1, tokens.shape[-1])
     return F.normalize(features, dim=-1)
+
+
+def snamd_3d(
+    tokens: torch.Tensor,
+    centers: torch.Tensor,
+    curvatures: torch.Tensor,
+    c_thr: float,
+    r_list: tuple[int, ...] = (1, 3, 5),
+) -> torch.Tensor:
+    """Aggregated 3D features of one sample and layer, as the reference computes them (B §4.2).
+
+    Degree r means the r nearest group centres, the group itself included. The pooled degrees
+    are concatenated and compressed to C channels by ``adaptive_avg_pool1d`` (for three degrees
+    that averages consecutive channel triplets), as the reference does so that published
+    numbers stay comparable (Part A §4). Groups with curvature >= ``c_thr`` keep their own token
+    uncompressed (surface-consistent selection). Nothing is renormalised afterwards.
+
+    Args:
+        tokens: (G, C) group tokens; they are L2-normalised here first, as the caller in the
+            reference does.
+        centers: (G, 3) group centres.
+        curvatures: (G,) curvature of each group.
+        c_thr: Curvature threshold.
+        r_list: Degrees (numbers of nearest groups).
+
+    Returns:
+        (G, C) features.
+    """
+    if not r_list or min(r_list) < 1:
+        raise ValueError(f"degrees r must be >= 1, got {r_list}")
+    unit = F.normalize(tokens, dim=-1)
+    depth = min(max(r_list), unit.shape[0])
+    neighbours = torch.cdist(centers, centers).topk(depth, dim=1, largest=False).indices
+    gathered = unit[neighbours]  # (G, depth, C), position 0 is the group itself
+    weights = torch.exp(-torch.linalg.vector_norm(gathered - unit[:, None], dim=-1))
+    pooled = []
+    for r in r_list:
+        w = weights[:, : min(r, depth)]
+        pooled.append((w[..., None] * gathered[:, : min(r, depth)]).sum(1) / w.sum(1, keepdim=True))
+    compressed = F.adaptive_avg_pool1d(torch.cat(pooled, dim=-1)[:, None], unit.shape[-1])[:, 0]
+    high_curvature = (curvatures >= c_thr)[:, None]
+    return torch.where(high_curvature, unit, compressed)
