@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 TORCH_PINS=("torch==2.14.1" "torchvision==0.29.1")
-APT_PACKAGES=()  # Debian packages the Python wheels need at run time (none yet)
+APT_PACKAGES=(libusb-1.0-0)  # Debian packages the wheels need at run time (open3d)
 
 install_apt_packages() {
   local missing=()

@@ -10,12 +10,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from engine.backbones import choose_default_backbone
 from engine.config import DEVICES, MODALITIES, MuscConfig
 from engine.data.discover import discover_datasets
 from engine.data.samples import DatasetIndex
 from engine.errors import MuscError
-from engine.evaluation import evaluate
+from engine.evaluation import evaluate_all
 from engine.export import ensure_writable, write_outputs
 from engine.pipeline import InspectionSession
 from engine.progress import Progress
@@ -56,6 +55,13 @@ def _with_progress(steps: Generator[Progress, None, ScoreResult]) -> ScoreResult
 def _config_from_args(args: argparse.Namespace) -> MuscConfig:
     return MuscConfig(
         modality=args.modality,
+        backbone_3d=args.backbone_3d,
+        weights_3d=args.weights_3d,
+        k_iter=args.k_iter,
+        c_thr=args.c_thr,
+        remove_background=not args.keep_background,
+        black_rgb_background=args.black_rgb_background,
+        cae={"auto": None, "on": True, "off": False}[args.cae],
         backbone=args.backbone,
         weights=args.weights,
         image_size=args.image_size,
@@ -74,24 +80,27 @@ def score_dataset(
     out_dir: Path,
     *,
     maps: bool = True,
-    backbone_choice: str = "",
-) -> tuple[ScoreResult, dict[str, float]]:
+) -> tuple[ScoreResult, dict[str, dict[str, float]]]:
     """Score one category and write its outputs; returns the result and its metrics."""
     ensure_writable(out_dir)  # fail before the long computation, not after it
     session = InspectionSession(dataset, config)
+    for line in session.choose_backbones():
+        _say(line)  # one visible line per automatic choice: which backbone and why
     result = _with_progress(session.run())
     for skipped in session.skipped:
         _say(f"skipped {skipped.path}: {skipped.reason}")
     for warning in session.warnings:
         _say(f"warning: {warning}")
-    metrics = evaluate(result)
+    metrics = evaluate_all(result)
     extra: dict[str, Any] = {
         "dataset": {
             "root": str(dataset.root),
             "layout": dataset.layout,
             "category": dataset.category,
         },
-        "backbone_choice": backbone_choice or session.backbone_reason or "named by the user",
+        "backbone_choice": session.backbone_reason or "named by the user",
+        "backbone_3d_choice": session.backbone_3d_reason or "named by the user",
+        "cae_used": session.uses_cae,
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in session.skipped],
         "warnings": session.warnings,
     }
@@ -99,31 +108,35 @@ def score_dataset(
     return result, metrics
 
 
-def _report(category: str, result: ScoreResult, metrics: dict[str, float], out_dir: Path) -> None:
-    info = result.backbone
+def _report(
+    category: str, result: ScoreResult, metrics: dict[str, dict[str, float]], out_dir: Path
+) -> None:
+    used = [
+        f"{info.name} ({info.weights_source})"
+        for info in (result.backbone, result.backbone_3d)
+        if info is not None
+    ]
     _say(
-        f"{category}: scored {len(result.samples)} samples with {info.name} "
-        f"({info.weights_source}) -> {out_dir}"
+        f"{category}: scored {len(result.samples)} samples in {result.modality} with "
+        f"{' + '.join(used)} -> {out_dir}"
     )
-    if metrics:
-        print(f"{category}: " + ", ".join(f"{k}={100 * v:.1f}" for k, v in metrics.items()))
+    for key, values in metrics.items():
+        if values:
+            label = key.removeprefix("metrics").lstrip("_") or result.modality
+            print(
+                f"{category} [{label}]: "
+                + ", ".join(f"{k}={100 * v:.1f}" for k, v in values.items())
+            )
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score every category found under the dataset folder."""
     config = _config_from_args(args)
     datasets = discover_datasets(args.dataset)
-    reason = ""
-    if config.backbone is None:
-        name, reason = choose_default_backbone()
-        _say(reason)  # one visible line saying which backbone is used and why
-        config = config.replace(backbone=name)
     out_root = Path(args.out)
     for dataset in datasets:
         out_dir = out_root / dataset.category if len(datasets) > 1 else out_root
-        result, metrics = score_dataset(
-            dataset, config, out_dir, maps=not args.no_maps, backbone_choice=reason
-        )
+        result, metrics = score_dataset(dataset, config, out_dir, maps=not args.no_maps)
         _report(dataset.category, result, metrics, out_dir)
     return 0
 
@@ -153,8 +166,28 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", choices=MODALITIES, default=defaults.modality)
     parser.add_argument("--backbone", help="registry name (see `musc backbones`); default: auto")
     parser.add_argument("--weights", help="local weights file for the backbone")
-    parser.add_argument("--x-percent", type=float, default=defaults.x_percent,
-                        help="interval average over the lowest X%% of the other samples")
+    parser.add_argument("--backbone-3d", help="3D registry name (point_mae, fpfh); default: auto")
+    parser.add_argument("--weights-3d", help="local weights file for the 3D backbone")
+    parser.add_argument("--k-iter", type=int, default=defaults.k_iter, help="IPG K_iter")
+    parser.add_argument("--c-thr", type=float, default=defaults.c_thr, help="IPG curvature C_thr")
+    parser.add_argument(
+        "--keep-background",
+        action="store_true",
+        help="do not remove the background plane from XYZ maps",
+    )
+    parser.add_argument(
+        "--black-rgb-background",
+        action="store_true",
+        help="black out the RGB background found in 3D (reference preprocessing)",
+    )
+    parser.add_argument("--cae", choices=("auto", "on", "off"), default="auto",
+                        help="cross-modal enhancement (auto: on with point_mae, off with fpfh)")
+    parser.add_argument(
+        "--x-percent",
+        type=float,
+        default=defaults.x_percent,
+        help="interval average over the lowest X%% of the other samples",
+    )
     parser.add_argument("--k", type=int, default=defaults.rscon_window, help="RsCon window")
     parser.add_argument("--subsets", type=int, default=defaults.subsets, help="subsets g")
     parser.add_argument("--image-size", type=int, help="input side in pixels")

@@ -3,8 +3,8 @@
 Each field carries metadata the GUI can build its parameter panel from:
 ``title`` (label), ``range`` (slider bounds, when numeric), and ``cost``:
 ``"cheap"`` (re-scored from cached distances in well under a second),
-``"rescore"`` (re-runs mutual scoring on cached features) or
-``"reextract"`` (re-runs feature extraction).
+``"rescore"`` (re-runs mutual scoring on cached features), ``"regroup"`` (re-runs the 3D point
+grouping and what depends on it) or ``"reextract"`` (re-runs feature extraction).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Any
 
 from engine.errors import InvalidInputError
 
-MODALITIES = ("2d",)
+MODALITIES = ("auto", "2d", "3d", "2d+3d")
+IPG_VARIANTS = ("paper", "reference")
+BN_STATS = ("sample", "running")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -26,8 +28,8 @@ def _meta(title: str, cost: str, value_range: tuple[float, float] | None = None)
 class MuscConfig:
     """Hyperparameters of one scoring run. Defaults follow the paper (spec Part A / B)."""
 
-    # Which data the method looks at; only "2d" exists in this version.
-    modality: str = field(default="2d", metadata=_meta("Modality", "reextract"))
+    # Which data the method looks at; "auto" = 2d+3d when the samples have XYZ maps, else 2d.
+    modality: str = field(default="auto", metadata=_meta("Modality", "rescore"))
     # Backbone registry name; None picks the paper's dino_vitb8 when its weights can be had,
     # else the best offline backbone (see engine.backbones.choose_default_backbone).
     backbone: str | None = field(default=None, metadata=_meta("2D backbone", "reextract"))
@@ -39,6 +41,32 @@ class MuscConfig:
     )
     # Backbone layers to score (0-based block indices or stage names); None = backbone default.
     layers: tuple[int, ...] | None = field(default=None, metadata=_meta("Layers", "reextract"))
+    # 3D backbone registry name; None picks point_mae when its weights can be had, else fpfh.
+    backbone_3d: str | None = field(default=None, metadata=_meta("3D backbone", "reextract"))
+    # Explicit weights file for the 3D backbone.
+    weights_3d: str | None = field(default=None, metadata=_meta("3D weights file", "reextract"))
+    # Point-transformer BatchNorm statistics: "sample" (reference behaviour) or "running".
+    bn_stats: str = field(default="sample", metadata=_meta("BatchNorm statistics", "reextract"))
+    # Remove the background plane and small clusters from XYZ maps (B §1.1).
+    remove_background: bool = field(default=True, metadata=_meta("Remove background", "reextract"))
+    # Also black out the RGB background, as the reference preprocessing does on MVTec 3D-AD.
+    black_rgb_background: bool = field(
+        default=False, metadata=_meta("Black RGB background", "reextract")
+    )
+    # Number of 3D point groups G (FPS centres) and points per group K_P.
+    num_groups: int = field(default=1024, metadata=_meta("3D groups", "reextract", (16, 4096)))
+    group_size: int = field(default=128, metadata=_meta("Points per group", "reextract", (8, 512)))
+    # IPG: points added per expansion step (K_iter) and curvature threshold C_thr (Part A §3).
+    k_iter: int = field(default=80, metadata=_meta("K_iter", "regroup", (1, 512)))
+    c_thr: float = field(default=0.01, metadata=_meta("C_thr", "regroup", (0.0, 0.34)))
+    # "paper" = iterative min-distance expansion; "reference" = the official one-step variant.
+    ipg_variant: str = field(default="paper", metadata=_meta("IPG variant", "regroup"))
+    # Cross-modal anomaly enhancement between 2D and 3D scores (B §5.2). None = automatic: on
+    # with the paper's point_mae, off with fpfh, whose weak image-level 3D scores it spreads
+    # into 2D (cable_gland dev, 2D+3D image AUROC 77.2 without CAE, 61.4 with it).
+    cae: bool | None = field(default=None, metadata=_meta("Cross-modal enhancement", "rescore"))
+    # Gaussian blur of the 3D map, in pixels of the map grid (Part A §7).
+    blur_sigma: float = field(default=4.0, metadata=_meta("3D blur sigma", "cheap", (0.0, 16.0)))
     # SNAMD aggregation degrees r (r x r neighbourhoods); spec B §4.1.
     r_list: tuple[int, ...] = field(default=(1, 3, 5), metadata=_meta("Degrees r", "rescore"))
     # Interval average keeps the lowest X% of the N-1 reference scores (Part A §6).
@@ -55,14 +83,29 @@ class MuscConfig:
     batch_size: int = field(default=8, metadata=_meta("Batch size", "reextract", (1, 64)))
     # Upper bound for one mutual-scoring similarity block, in MiB (bounds peak memory).
     chunk_mib: int = field(default=64, metadata=_meta("MSM chunk (MiB)", "rescore", (4, 4096)))
-    # Side of the square grid on which pixel metrics are evaluated (reference: 224).
-    eval_size: int = field(default=224, metadata=_meta("Evaluation size", "cheap", (64, 1024)))
+    # Side of the square grid on which the 3D branch runs, maps are fused and pixel metrics are
+    # evaluated (reference: 224).
+    eval_size: int = field(default=224, metadata=_meta("Map size", "reextract", (64, 1024)))
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
             raise InvalidInputError(
                 f"modality must be one of {', '.join(MODALITIES)}, got {self.modality!r}."
             )
+        for name, value, allowed in (
+            ("ipg_variant", self.ipg_variant, IPG_VARIANTS),
+            ("bn_stats", self.bn_stats, BN_STATS),
+        ):
+            if value not in allowed:
+                raise InvalidInputError(
+                    f"{name} must be one of {', '.join(allowed)}, got {value!r}."
+                )
+        if not 1 <= self.k_iter <= self.group_size:
+            raise InvalidInputError(
+                f"k_iter must be in [1, group_size={self.group_size}], got {self.k_iter}."
+            )
+        if self.c_thr < 0:
+            raise InvalidInputError(f"c_thr must be >= 0, got {self.c_thr}.")
         if self.device not in DEVICES:
             raise InvalidInputError(
                 f"device must be one of {', '.join(DEVICES)}, got {self.device!r}."

@@ -1,13 +1,11 @@
-"""Scoring a result against ground truth at the evaluation resolution (Part A §9)."""
+"""Scoring a result against ground truth on the map grid (Part A §9)."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
 from engine.data.readers import read_mask
-from engine.maps import upsample_maps
 from engine.metrics import compute_metrics
 from engine.results import ScoreResult
 
@@ -42,21 +40,35 @@ def ground_truth_masks(result: ScoreResult, size: int) -> tuple[np.ndarray, np.n
     return np.asarray(indices, dtype=int), stacked
 
 
-def evaluate(result: ScoreResult, size: int | None = None) -> dict[str, float]:
-    """Image and pixel metrics for the labelled samples of ``result``.
+def _metrics(
+    result: ScoreResult, scores: np.ndarray, maps: np.ndarray, truth: tuple[np.ndarray, np.ndarray]
+) -> dict[str, float]:
+    labelled = [i for i, label in enumerate(result.labels) if label is not None]
+    if not labelled:
+        return {}
+    labels = np.asarray([result.labels[i] for i in labelled])
+    indices, masks = truth
+    if len(indices) == 0 or not masks.any():
+        return compute_metrics(labels, scores[labelled])
+    return compute_metrics(labels, scores[labelled], masks, maps[indices])
+
+
+def evaluate(result: ScoreResult) -> dict[str, float]:
+    """Image and pixel metrics of the final scores and maps.
 
     Returns:
         Metric name -> fraction in [0, 1]; empty when there is no ground truth, and without
         the keys that are undefined (e.g. pixel metrics when no sample has a defect mask).
     """
-    size = size or result.config.eval_size
-    labelled = [i for i, label in enumerate(result.labels) if label is not None]
-    if not labelled:
-        return {}
-    labels = np.asarray([result.labels[i] for i in labelled])
-    scores = result.image_scores[labelled]
-    indices, masks = ground_truth_masks(result, size)
-    if len(indices) == 0 or not masks.any():
-        return compute_metrics(labels, scores)
-    maps = upsample_maps(torch.from_numpy(result.patch_maps[indices]), size).numpy()
-    return compute_metrics(labels, scores, masks, maps)
+    return evaluate_all(result)["metrics"]
+
+
+def evaluate_all(result: ScoreResult) -> dict[str, dict[str, float]]:
+    """Metrics of the fused result (``metrics``) and, when both modalities ran, of each one
+    alone (``metrics_2d``, ``metrics_3d``), computed on the same ground truth."""
+    truth = ground_truth_masks(result, result.maps.shape[-1])
+    out = {"metrics": _metrics(result, result.image_scores, result.maps, truth)}
+    for name, maps in result.modality_maps.items():
+        scores = result.modality_scores[name]
+        out[f"metrics_{name}"] = _metrics(result, scores, maps, truth)
+    return out

@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -71,22 +72,28 @@ def scores_csv(result: ScoreResult) -> str:
     return buffer.getvalue()
 
 
+def _info(info: Any) -> dict[str, Any] | None:
+    """A backbone info dataclass as a JSON-friendly dict (tuples become lists)."""
+    if info is None:
+        return None
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(info).items()}
+
+
 def results_document(
-    result: ScoreResult, metrics: dict[str, float], extra: dict[str, Any] | None = None
+    result: ScoreResult, metrics: dict[str, dict[str, float]], extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Everything about the run as a JSON-serialisable dict."""
-    info = result.backbone
+    """Everything about the run as a JSON-serialisable dict.
+
+    Args:
+        result: The scored run.
+        metrics: ``evaluate_all`` output: "metrics" and, for 2D+3D, "metrics_2d"/"metrics_3d".
+        extra: More top-level keys (dataset, skipped files, warnings, ...).
+    """
     document: dict[str, Any] = {
+        "modality": result.modality,
         "config": result.config.to_dict(),
-        "backbone": {
-            "name": info.name,
-            "architecture": info.architecture,
-            "weights_source": info.weights_source,
-            "weights_path": info.weights_path,
-            "image_size": info.image_size,
-            "patch_stride": info.patch_stride,
-            "layers": list(info.layers),
-        },
+        "backbone": _info(result.backbone),
+        "backbone_3d": _info(result.backbone_3d),
         "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
         "samples": [
             {
@@ -100,8 +107,9 @@ def results_document(
             for i, s in enumerate(result.samples)
         ],
     }
-    if metrics:
-        document["metrics"] = {k: float(v) for k, v in metrics.items()}
+    for key, values in metrics.items():
+        if values:
+            document[key] = {k: float(v) for k, v in values.items()}
     document.update(extra or {})
     return document
 
@@ -117,17 +125,31 @@ def heatmap_overlay(
 
 
 def write_maps(out_dir: Path, result: ScoreResult) -> None:
-    """Heatmap PNGs (``maps/<sample>.png``, one colour scale for all parts) and ``maps.h5``."""
+    """Heatmap PNGs (``maps/<sample>.png``, one colour scale for all parts) and ``maps.h5``.
+
+    ``maps.h5`` holds ``maps/<sample>``: the float anomaly map at the image's original size, and
+    for samples with 3D ``points/<sample>/xyz`` (P, 3) and ``points/<sample>/score`` (P,).
+    """
     maps_dir = out_dir / "maps"
     maps_dir.mkdir(exist_ok=True)
-    low, high = float(result.patch_maps.min()), float(result.patch_maps.max())
+    low, high = float(result.maps.min()), float(result.maps.max())
     with atomic_path(out_dir / "maps.h5") as tmp, h5py.File(tmp, "w") as store:
         store.attrs["value_range"] = (low, high)
+        store.attrs["modality"] = result.modality
         for index, sample in enumerate(result.samples):
             anomaly_map = result.anomaly_map(index)
-            data = store.create_dataset(sample.name, data=anomaly_map, compression="gzip")
+            data = store.create_dataset(f"maps/{sample.name}", data=anomaly_map, compression="gzip")
             data.attrs["score"] = float(result.image_scores[index])
-            overlay = heatmap_overlay(read_rgb(sample.rgb_path), anomaly_map, low, high)
+            cloud = result.points[index] if result.points else None
+            if cloud is not None:
+                group = store.create_group(f"points/{sample.name}")
+                group.create_dataset("xyz", data=cloud.xyz, compression="gzip")
+                group.create_dataset("score", data=cloud.scores, compression="gzip")
+            if sample.rgb_path is not None:
+                rgb = read_rgb(sample.rgb_path)
+            else:  # 3D-only sample: the heatmap alone
+                rgb = np.zeros((*anomaly_map.shape, 3), dtype=np.uint8)
+            overlay = heatmap_overlay(rgb, anomaly_map, low, high)
             ok, encoded = cv2.imencode(".png", overlay[..., ::-1])
             if not ok:
                 raise OSError(f"could not encode the heatmap of {sample.name}")
@@ -138,7 +160,7 @@ def write_maps(out_dir: Path, result: ScoreResult) -> None:
 def write_outputs(
     out_dir: str | Path,
     result: ScoreResult,
-    metrics: dict[str, float],
+    metrics: dict[str, dict[str, float]],
     extra: dict[str, Any] | None = None,
     *,
     maps: bool = True,

@@ -1,9 +1,17 @@
 """Staged MuSc-V2 run that keeps every intermediate result for fast re-scoring.
 
-Stages (Part A §13): extract (backbone tokens) -> aggregate (SNAMD) -> mutual scoring (sorted
-distance sums per patch) -> re-score (interval average, maps, image scores, RsCon). Each long
-stage is a generator of :class:`Progress` events; every event is a cancellation point. Changing a
-parameter invalidates only the stages that depend on it (see :meth:`InspectionSession.update`).
+Stages (Part A §13) and the parameters each depends on:
+
+    load 3D       XYZ -> clean foreground clouds, FPS/KNN/curvature    remove_background, sizes
+    extract 2D    images -> backbone tokens                            backbone, image size, layers
+    aggregate 2D  SNAMD                                                r_list
+    group 3D      IPG                                                  k_iter, C_thr
+    extract 3D    point backbone + SNAMD-3D                            backbone_3d, r_list
+    score         mutual scoring (+ CAE) -> sorted distance tables     subsets, modality, cae
+    rescore       interval average, maps, RsCon                        X %, k, blur (cheap)
+
+Each long stage is a generator of :class:`Progress` events; every event is a cancellation point.
+:meth:`InspectionSession.update` drops only the stages a changed parameter invalidates.
 """
 
 from __future__ import annotations
@@ -14,28 +22,60 @@ from dataclasses import fields
 
 import torch
 
-from engine import msm
-from engine.backbones import choose_default_backbone, create_backbone
-from engine.backbones.base import Backbone2D
+from engine import branch2d, branch3d
+from engine.backbones import (
+    choose_default_backbone,
+    choose_default_point_backbone,
+    create_backbone,
+    create_point_backbone,
+)
+from engine.backbones.base import Backbone2D, Backbone3D
+from engine.cae import patch_of_pixel
 from engine.config import MuscConfig
-from engine.data.readers import read_rgb
 from engine.data.samples import DatasetIndex, Sample, SkippedFile
 from engine.errors import InvalidInputError, MuscError
-from engine.maps import image_scores_from_maps
-from engine.preprocess import image_to_tensor, resolve_device
+from engine.preprocess import resolve_device
 from engine.progress import CancelToken, Progress, run_to_completion  # noqa: F401 (re-export)
+from engine.rescoring import rescore_tables
 from engine.results import ScoreResult
-from engine.rscon import rscon, salient_features
-from engine.snamd import snamd_2d
+from engine.scoring import SubsetTable, mutual_scores
 from engine.subsets import split_subsets
 
-# Which cached stage a changed field invalidates; fields not listed invalidate nothing.
-_INVALIDATES = {
-    "modality": "extract", "backbone": "extract", "weights": "extract", "image_size": "extract",
-    "layers": "extract", "device": "extract", "r_list": "aggregate", "subsets": "score",
-    "seed": "score",
+# stage -> the config fields it depends on directly
+_FIELDS = {
+    "load 3D": {"remove_background", "num_groups", "group_size", "eval_size", "device"},
+    "extract 2D": {"backbone", "weights", "image_size", "layers", "device",
+                   "black_rgb_background"},
+    "aggregate 2D": {"r_list"},
+    "group 3D": {"k_iter", "c_thr", "ipg_variant"},
+    "extract 3D": {"backbone_3d", "weights_3d", "bn_stats", "r_list"},
+    "score": {"subsets", "seed", "modality", "cae"},
 }  # fmt: skip
-_STAGES = ("extract", "aggregate", "score")
+# stage -> the stages whose output it consumes
+_INPUTS = {
+    "load 3D": set(),
+    "extract 2D": {"load 3D"},  # the foreground masks, when the RGB background is blacked
+    "aggregate 2D": {"extract 2D"},
+    "group 3D": {"load 3D"},
+    "extract 3D": {"group 3D"},
+    "score": {"aggregate 2D", "extract 3D"},
+}
+
+
+# sub-stage timings recorded by the branches, reset whenever their stage runs again
+_SUBSTAGES = {
+    "load 3D": ("3D read + background removal", "3D FPS + KNN + curvature"),
+    "extract 3D": ("3D backbone", "3D SNAMD"),
+}
+
+
+def _downstream(stages: set[str]) -> set[str]:
+    result = set(stages)
+    while True:
+        more = {s for s, inputs in _INPUTS.items() if inputs & result} - result
+        if not more:
+            return result
+        result |= more
 
 
 class InspectionSession:
@@ -53,6 +93,7 @@ class InspectionSession:
         config: MuscConfig | None = None,
         *,
         backbone: Backbone2D | None = None,
+        backbone_3d: Backbone3D | None = None,
         cancel: CancelToken | None = None,
     ) -> None:
         self.dataset = dataset
@@ -62,24 +103,63 @@ class InspectionSession:
         self.warnings: list[str] = list(dataset.warnings)
         self.timings: dict[str, float] = {}
         self.backbone_reason = ""
+        self.backbone_3d_reason = ""
         self._backbone = backbone
+        self._backbone_3d = backbone_3d
+        self._cache: dict[str, object] = {}
         self._samples: list[Sample] = []
-        self._image_sizes: list[tuple[int, int]] = []
-        self._grid: tuple[int, int] = (0, 0)
-        self._raw_tokens: list[torch.Tensor] | None = None  # per layer (N, h, w, C)
-        self._features: list[torch.Tensor] | None = None  # per layer (N, L, C), unit norm
-        self._cumsums: list[tuple[list[int], torch.Tensor]] | None = None  # per subset
         self.result: ScoreResult | None = None
 
     @property
     def backbone(self) -> Backbone2D | None:
-        """The backbone in use (built lazily by the extract stage)."""
+        """The 2D backbone in use (built lazily)."""
         return self._backbone
 
     @property
+    def backbone_3d(self) -> Backbone3D | None:
+        """The 3D backbone in use (built lazily)."""
+        return self._backbone_3d
+
+    @property
     def samples(self) -> list[Sample]:
-        """The samples that were read successfully (available after extraction)."""
+        """The samples being scored (available after the first stages ran)."""
         return list(self._samples)
+
+    @property
+    def modality(self) -> str:
+        """The modality actually run: "auto" resolved against the data."""
+        if self.config.modality != "auto":
+            return self.config.modality
+        return "2d+3d" if self.dataset.has_xyz else "2d"
+
+    @property
+    def uses_cae(self) -> bool:
+        """Whether cross-modal enhancement applies (``cae=None`` resolves by 3D backbone)."""
+        if self.modality != "2d+3d":
+            return False
+        if self.config.cae is not None:
+            return self.config.cae
+        name = self._backbone_3d.info.name if self._backbone_3d else self.config.backbone_3d
+        return name == "point_mae"
+
+    # -- running -----------------------------------------------------------------------------
+
+    def choose_backbones(self) -> list[str]:
+        """Resolve backbones left on "auto" now, before the long run.
+
+        Returns:
+            One line per automatic choice saying which backbone is used and why.
+        """
+        lines = []
+        if "2d" in self.modality and self.config.backbone is None and self._backbone is None:
+            name, self.backbone_reason = choose_default_backbone()
+            self.config = self.config.replace(backbone=name)
+            lines.append(self.backbone_reason)
+        if "3d" in self.modality and self.config.backbone_3d is None and self._backbone_3d is None:
+            name, self.backbone_3d_reason = choose_default_point_backbone()
+            self.config = self.config.replace(backbone_3d=name)
+            lines.append(self.backbone_3d_reason)
+        return lines
 
     def run(self) -> Generator[Progress, None, ScoreResult]:
         """Compute every stage that is not cached yet, then score.
@@ -90,86 +170,189 @@ class InspectionSession:
         Returns:
             The scored result.
         """
-        if self._raw_tokens is None:
-            yield from self._timed("extract", self._extract())
-        if self._features is None:
-            yield from self._timed("aggregate", self._aggregate())
-        if self._cumsums is None:
-            yield from self._timed("mutual scoring", self._score())
+        modality = self.modality
+        if "3d" in modality and not self.dataset.has_xyz:
+            raise InvalidInputError(
+                f"{self.dataset.root}: modality {modality} needs XYZ point maps, but none were "
+                "found; use --modality 2d or add the xyz/*.tiff files."
+            )
+        use_2d, use_3d = "2d" in modality, "3d" in modality
+        device = resolve_device(self.config.device)
+        if use_3d and "load 3D" not in self._cache:
+            candidates = [s for s in self.dataset.samples if s.xyz_path is not None]
+            self._cache["load 3D"] = yield from self._timed(
+                "load 3D",
+                branch3d.load_clouds(
+                    candidates, self.config, device, self.skipped, self.warnings, self.timings
+                ),
+            )
+        if use_2d and "extract 2D" not in self._cache:
+            self._cache["extract 2D"] = yield from self._timed("extract 2D", self._extract_2d())
+        if use_2d and "aggregate 2D" not in self._cache:
+            tokens = self._cache["extract 2D"]
+            self._cache["aggregate 2D"] = yield from self._timed(
+                "aggregate 2D", branch2d.aggregate_2d(tokens, self.config.r_list)
+            )
+        self._samples = self._choose_samples(use_2d, use_3d)
+        if use_3d and "group 3D" not in self._cache:
+            self._cache["group 3D"] = yield from self._timed(
+                "group 3D", branch3d.group_clouds(self._clouds(), self.config)
+            )
+        if use_3d and "extract 3D" not in self._cache:
+            self._cache["extract 3D"] = yield from self._timed(
+                "extract 3D",
+                branch3d.extract_3d(
+                    self._clouds(),
+                    self._cache["group 3D"],
+                    self._ensure_backbone_3d(),
+                    self.config,
+                    self.timings,
+                ),
+            )
+        if "score" not in self._cache:
+            self._cache["score"] = yield from self._timed(
+                "mutual scoring", self._score(use_2d, use_3d)
+            )
         return self.rescore()
 
     def update(self, config: MuscConfig) -> list[str]:
         """Switch to ``config``, dropping only the cached stages it invalidates.
 
         Returns:
-            The names of the stages that must be recomputed by the next :meth:`run`.
+            The names of the stages that the next :meth:`run` recomputes.
         """
-        changed = [
+        changed = {
             f.name
             for f in fields(MuscConfig)
-            if getattr(config, f.name) != getattr(self.config, f.name) and f.name in _INVALIDATES
-        ]
-        first = min((_STAGES.index(_INVALIDATES[name]) for name in changed), default=None)
+            if getattr(config, f.name) != getattr(self.config, f.name)
+        }
+        direct = {stage for stage, names in _FIELDS.items() if names & changed}
+        if "black_rgb_background" in changed or "remove_background" in changed:
+            direct.add("extract 2D")
+        stale = _downstream(direct)
         self.config = config
-        if first is None:
-            return []
-        if first == 0:
-            self._raw_tokens, self._backbone = None, None
-        if first <= 1:
-            self._features = None
-        self._cumsums = None
-        return list(_STAGES[first:])
+        if stale & {"extract 2D"} and changed & _FIELDS["extract 2D"] - {"black_rgb_background"}:
+            self._backbone = None
+        if "extract 3D" in stale and changed & {"backbone_3d", "weights_3d", "bn_stats", "device"}:
+            self._backbone_3d = None
+        for stage in stale:
+            self._cache.pop(stage, None)
+        relevant = [s for s in _FIELDS if s in stale]
+        if "3d" not in self.modality:
+            relevant = [s for s in relevant if not s.endswith("3D")]
+        if "2d" not in self.modality:
+            relevant = [s for s in relevant if not s.endswith("2D")]
+        return relevant
 
     def rescore(
-        self, *, x_percent: float | None = None, rscon_window: int | None = None
+        self,
+        *,
+        x_percent: float | None = None,
+        rscon_window: int | None = None,
+        blur_sigma: float | None = None,
     ) -> ScoreResult:
-        """Recompute the cheap stages (interval average, maps, RsCon) from cached distances.
+        """Recompute the cheap stages (interval average, maps, RsCon) from cached tables.
 
         Args:
             x_percent: New X% of the interval average, or None to keep it.
             rscon_window: New RsCon window k, or None to keep it.
+            blur_sigma: New blur of the 3D map, or None to keep it.
 
         Returns:
             The new result (also stored in :attr:`result`).
         """
-        if self._cumsums is None or self._features is None or self._backbone is None:
+        if "score" not in self._cache:
             raise MuscError("rescore() needs a completed run(); run the session first.")
         started = time.perf_counter()
-        changes = {"x_percent": x_percent, "rscon_window": rscon_window}
+        changes = {"x_percent": x_percent, "rscon_window": rscon_window, "blur_sigma": blur_sigma}
         self.config = self.config.replace(**{k: v for k, v in changes.items() if v is not None})
-        num_layers = len(self._features)
-        patch_scores = torch.empty(self._features[0].shape[:2], device=self._features[0].device)
-        for indices, cumsum in self._cumsums:
-            patch_scores[indices] = msm.interval_average(cumsum, self.config.x_percent) / num_layers
-        patch_maps = patch_scores.view(-1, *self._grid)
-        max_scores = image_scores_from_maps(patch_maps, self.config.eval_size)
-        # The reference takes the salient feature from the penultimate scored layer (B §7).
-        salient = salient_features(self._features[max(0, num_layers - 2)], patch_scores)
-        final = rscon(max_scores, salient, self.config.rscon_window)
-        self.timings["rescore"] = time.perf_counter() - started
-        self.result = ScoreResult(
-            samples=list(self._samples),
-            image_sizes=list(self._image_sizes),
-            image_scores=final.cpu().numpy(),
-            max_scores=max_scores.cpu().numpy(),
-            patch_maps=patch_maps.cpu().numpy(),
+        tokens = self._cache.get("extract 2D")
+        self.result = rescore_tables(
+            self._cache["score"],
+            samples=self._samples,
+            image_sizes=self._image_sizes(),
+            modality=self.modality,
             config=self.config,
-            backbone=self._backbone.info,
-            timings=dict(self.timings),
+            grid_2d=tokens.grid if tokens is not None else None,
+            features_2d=self._cache.get("aggregate 2D"),
+            features_3d=self._cache.get("extract 3D"),
+            clouds=self._clouds_of_samples(),
+            backbone=self._backbone.info if self._backbone else None,
+            backbone_3d=self._backbone_3d.info if self._backbone_3d else None,
+            timings=self.timings,
         )
+        self.timings["rescore"] = time.perf_counter() - started
+        self.result.timings["rescore"] = self.timings["rescore"]
         return self.result
 
     # -- stages ------------------------------------------------------------------------------
 
     def _timed(
-        self, stage: str, steps: Generator[Progress, None, None]
-    ) -> Generator[Progress, None, None]:
+        self, stage: str, steps: Generator[Progress, None, object]
+    ) -> Generator[Progress, None, object]:
+        for key in _SUBSTAGES.get(stage, ()):
+            self.timings.pop(key, None)  # sub-stage times accumulate per run of their stage
         started = time.perf_counter()
-        for event in steps:
+        try:
+            while True:
+                try:
+                    event = next(steps)
+                except StopIteration as stop:
+                    return stop.value
+                self.timings[stage] = time.perf_counter() - started
+                yield event
+                self.cancel.raise_if_cancelled()
+        finally:
             self.timings[stage] = time.perf_counter() - started
-            yield event
-            self.cancel.raise_if_cancelled()
-        self.timings[stage] = time.perf_counter() - started
+
+    def _clouds(self) -> dict[str, branch3d.Cloud]:
+        """Clouds of the scored samples, in sample order."""
+        loaded = self._cache.get("load 3D", {})
+        return {s.name: loaded[s.name] for s in self._samples if s.name in loaded}
+
+    def _clouds_of_samples(self) -> list[branch3d.Cloud | None]:
+        clouds = self._clouds() if "3d" in self.modality else {}
+        return [clouds.get(s.name) for s in self._samples]
+
+    def _image_sizes(self) -> list[tuple[int, int]]:
+        tokens = self._cache.get("extract 2D")
+        if tokens is not None and "2d" in self.modality:
+            return list(tokens.image_sizes)
+        clouds = self._cache.get("load 3D", {})
+        return [tuple(clouds[s.name].foreground.shape) for s in self._samples]
+
+    def _choose_samples(self, use_2d: bool, use_3d: bool) -> list[Sample]:
+        if use_2d:
+            samples = list(self._cache["extract 2D"].samples)
+            total = sum(s.rgb_path is not None for s in self.dataset.samples)
+        else:
+            loaded = self._cache["load 3D"]
+            samples = [s for s in self.dataset.samples if s.name in loaded]
+            total = sum(s.xyz_path is not None for s in self.dataset.samples)
+        self._check_count(len(samples), total)
+        if use_2d and use_3d:
+            missing = [s.name for s in samples if s.name not in self._cache["load 3D"]]
+            if missing:
+                listed = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+                self.warnings.append(
+                    f"{len(missing)} of {len(samples)} samples have no usable XYZ map and are "
+                    f"scored in 2D only ({listed}); cross-modal enhancement is off for their "
+                    "subsets."
+                )
+        return samples
+
+    def _check_count(self, usable: int, total: int) -> None:
+        if usable < 2:
+            raise InvalidInputError(
+                f"{self.dataset.root}: only {usable} of {total} samples could be read; mutual "
+                "scoring compares samples with each other and needs at least 2. Add samples or "
+                "fix the files listed as skipped."
+            )
+        if usable < 5 and not any("below 5" in w for w in self.warnings):
+            self.warnings.append(
+                f"only {usable} samples: the interval average degenerates below 5 samples, "
+                "so scores are unreliable; add more parts from the same line."
+            )
 
     def _ensure_backbone(self) -> Backbone2D:
         if self._backbone is None:
@@ -185,77 +368,51 @@ class InspectionSession:
             )
         return self._backbone
 
-    def _extract(self) -> Generator[Progress, None, None]:
+    def _ensure_backbone_3d(self) -> Backbone3D:
+        if self._backbone_3d is None:
+            name = self.config.backbone_3d
+            if name is None:
+                name, self.backbone_3d_reason = choose_default_point_backbone()
+            self._backbone_3d = create_point_backbone(
+                name,
+                self.config.weights_3d,
+                device=resolve_device(self.config.device),
+                bn_stats=self.config.bn_stats,
+            )
+        return self._backbone_3d
+
+    def _extract_2d(self) -> Generator[Progress, None, branch2d.Tokens2D]:
         candidates = [s for s in self.dataset.samples if s.rgb_path is not None]
-        total = len(candidates)
-        yield Progress("extract", 0, total, "loading the backbone")
+        yield Progress("extract 2D", 0, len(candidates), "loading the backbone")
         backbone = self._ensure_backbone()
-        samples: list[Sample] = []
-        sizes: list[tuple[int, int]] = []
-        per_layer: list[list[torch.Tensor]] = []
-        batch: list[torch.Tensor] = []
-        for done, sample in enumerate(candidates, start=1):
-            try:
-                rgb = read_rgb(sample.rgb_path)
-            except InvalidInputError as error:
-                self.skipped.append(SkippedFile(sample.rgb_path, str(error)))
-            else:
-                samples.append(sample)
-                sizes.append((int(rgb.shape[0]), int(rgb.shape[1])))
-                batch.append(image_to_tensor(rgb, backbone.image_size, backbone.mean, backbone.std))
-            if batch and (len(batch) == self.config.batch_size or done == total):
-                with torch.inference_mode():
-                    layers = backbone.extract(torch.stack(batch).to(backbone.device))
-                per_layer = per_layer or [[] for _ in layers]
-                for store, tokens in zip(per_layer, layers, strict=True):
-                    store.append(tokens)
-                batch = []
-            yield Progress("extract", done, total, sample.name)
-        self._check_count(len(samples), total)
-        self._samples, self._image_sizes = samples, sizes
-        self._raw_tokens = [torch.cat(chunks) for chunks in per_layer]
-        self._grid = tuple(self._raw_tokens[0].shape[1:3])
+        foregrounds = None
+        if self.config.black_rgb_background and "load 3D" in self._cache:
+            foregrounds = {name: c.foreground for name, c in self._cache["load 3D"].items()}
+        tokens = yield from branch2d.extract_2d(
+            candidates, backbone, self.config.batch_size, self.skipped, foregrounds
+        )
+        return tokens
 
-    def _check_count(self, usable: int, total: int) -> None:
-        if usable < 2:
-            raise InvalidInputError(
-                f"{self.dataset.root}: only {usable} of {total} images could be read; mutual "
-                "scoring compares samples with each other and needs at least 2. Add images or "
-                "fix the files listed as skipped."
-            )
-        if usable < 5:
-            self.warnings.append(
-                f"only {usable} samples: the interval average degenerates below 5 samples, "
-                "so scores are unreliable; add more parts from the same line."
-            )
-
-    def _aggregate(self) -> Generator[Progress, None, None]:
-        assert self._raw_tokens is not None
-        total = len(self._raw_tokens)
-        features = []
-        for done, tokens in enumerate(self._raw_tokens, start=1):
-            chunks = [
-                snamd_2d(tokens[i : i + 16], self.config.r_list)
-                for i in range(0, tokens.shape[0], 16)  # bounds the pooling buffers
-            ]
-            features.append(torch.cat(chunks))
-            yield Progress("aggregate", done, total)
-        self._features = features
-
-    def _score(self) -> Generator[Progress, None, None]:
-        assert self._features is not None
+    def _score(self, use_2d: bool, use_3d: bool) -> Generator[Progress, None, list[SubsetTable]]:
         subsets = split_subsets(len(self._samples), self.config.subsets, self.config.seed)
-        cumsums = []
-        steps = len(subsets) * len(self._features)
-        for s_index, indices in enumerate(subsets):
-            total: torch.Tensor | None = None
-            for l_index, layer in enumerate(self._features):
-                step = s_index * len(self._features) + l_index + 1
-                label = f"mutual scoring ({step}/{steps})"
-                distances = yield from msm.patch_to_sample_distances(
-                    layer[indices], self.config.chunk_mib, stage=label
-                )
-                cumsum = msm.sorted_cumsum(msm.drop_self(distances))
-                total = cumsum if total is None else total + cumsum
-            cumsums.append((indices, total))
-        self._cumsums = cumsums
+        clouds = self._clouds_of_samples() if use_3d else []
+        row_3d, patch_rows = {}, []
+        tokens = self._cache.get("extract 2D")
+        for index, cloud in enumerate(clouds):
+            if cloud is None:
+                continue
+            row_3d[index] = len(row_3d)
+            if tokens is not None:
+                size = self.config.eval_size
+                centre_pixels = cloud.pixel_index[cloud.basis.center_idx]
+                patch_rows.append(patch_of_pixel(centre_pixels, (size, size), tokens.grid))
+        tables = yield from mutual_scores(
+            subsets,
+            self._cache.get("aggregate 2D") if use_2d else None,
+            self._cache.get("extract 3D") if use_3d else None,
+            row_3d,
+            torch.stack(patch_rows) if patch_rows else None,
+            use_cae=self.uses_cae,
+            chunk_mib=self.config.chunk_mib,
+        )
+        return tables

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from engine.data import eyecandies
 from engine.data.readers import TIFF_EXTENSIONS, is_image_file, probe_header, read_mask
 from engine.data.samples import NORMAL_NAMES, DatasetIndex, Sample, SkippedFile
 from engine.errors import InvalidInputError
@@ -20,7 +21,9 @@ LAYOUT_HELP = (
     "xyz/*.tiff and gt/*.png; (2) MVTec AD: <category>/test/<type>/*.png with masks in "
     "<category>/ground_truth/<type>/<stem>_mask.png; (3) a plain folder of images (png, jpg, "
     "jpeg, bmp, tif, tiff), optionally with one subfolder per type (good/ok/normal = normal) "
-    "and masks in a sibling 'masks' folder. A folder holding several categories also works."
+    "and masks in a sibling 'masks' folder; (4) Eyecandies: <Class>/test_public/data/ with "
+    "*_image_0.png, *_depth.png, *_info_depth.yaml, *_pose.txt and *_mask.png. A folder "
+    "holding several categories also works."
 )
 MASK_DIR_NAMES = ("masks", "ground_truth", "gt")
 MIN_SAMPLES = 2  # mutual scoring compares each sample with the others
@@ -74,6 +77,11 @@ def sample_name(*parts: str) -> str:
 def _find_categories(folder: Path) -> list[tuple[Path, str]]:
     if folder.name == "test" and _category_layout(folder.parent):
         folder = folder.parent  # the user picked <category>/test; the masks live beside it
+    for inner in (eyecandies.DATA_DIR, eyecandies.DATA_DIR.parent):
+        outer = folder.parent if len(inner.parts) == 1 else folder.parent.parent
+        if folder == outer / inner and eyecandies.is_eyecandies_class(outer):
+            folder = outer  # the user picked <Class>/test_public/data or <Class>/test_public
+            break
     own = _category_layout(folder)
     if own is not None:
         return [(folder, own)]
@@ -83,6 +91,8 @@ def _find_categories(folder: Path) -> list[tuple[Path, str]]:
 
 
 def _category_layout(folder: Path) -> str | None:
+    if eyecandies.is_eyecandies_class(folder):
+        return "eyecandies"
     types = _subdirs(folder / "test")
     if any((type_dir / "rgb").is_dir() for type_dir in types):
         return "mvtec3d"
@@ -97,6 +107,7 @@ def _index_category(folder: Path, layout: str) -> DatasetIndex:
         "mvtec3d": _scan_mvtec3d,
         "mvtec_ad": _scan_mvtec_ad,
         "folder": _scan_folder,
+        "eyecandies": _scan_eyecandies,
     }
     scanners[layout](folder, index)
     index.samples = _unique_names(index.samples)
@@ -112,6 +123,24 @@ def _scan_mvtec3d(category: Path, index: DatasetIndex) -> None:
             xyz = _first_usable([xyz_dir / f"{rgb.stem}.tiff", xyz_dir / f"{rgb.stem}.tif"], index)
             mask = _first_usable([gt_dir / f"{rgb.stem}.png"], index)
             index.samples.append(_typed_sample(type_dir.name, rgb, xyz, mask))
+
+
+def _scan_eyecandies(category: Path, index: DatasetIndex) -> None:
+    """RGB ``*_image_0.png``, depth as XYZ (the reader back-projects), label from the mask."""
+    for files in eyecandies.list_samples(category):
+        if not _usable([files.image], index):
+            continue
+        xyz = _first_usable([files.depth], index) if files.depth is not None else None
+        if xyz is not None and (files.info is None or files.pose is None):
+            absent = [p.name for p in eyecandies.companion_files(xyz) if not p.is_file()]
+            reason = f"{' and '.join(absent)} not found beside it; sample scored on RGB only"
+            index.skipped.append(SkippedFile(xyz, reason))
+            xyz = None
+        mask = _first_usable([files.mask], index) if files.mask is not None else None
+        label = _label_from_mask(mask, index) if mask is not None else None
+        kind = None if label is None else ("good" if label == 0 else "defective")
+        mask = mask if label is not None else None  # an unreadable mask is already skipped
+        index.samples.append(Sample(sample_name(files.stem), files.image, xyz, mask, label, kind))
 
 
 def _scan_mvtec_ad(category: Path, index: DatasetIndex) -> None:

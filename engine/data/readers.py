@@ -14,7 +14,9 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from engine.data.eyecandies import depth_to_xyz, is_depth_png
 from engine.data.samples import Sample
+from engine.data.xyz import validate_xyz
 from engine.errors import InvalidInputError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
@@ -116,7 +118,8 @@ def read_xyz(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarr
     """Read an organized XYZ point map (one 3D point per image pixel).
 
     Args:
-        path: TIFF file of shape (H, W, 3), e.g. MVTec 3D-AD ``xyz/*.tiff``.
+        path: TIFF file of shape (H, W, 3), e.g. MVTec 3D-AD ``xyz/*.tiff``, or an Eyecandies
+            ``*_depth.png`` (back-projected with its ``*_info_depth.yaml`` and ``*_pose.txt``).
         shape: Expected (H, W), normally the RGB image's; None skips the check.
 
     Returns:
@@ -128,28 +131,22 @@ def read_xyz(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarr
             valid point at all.
     """
     path = Path(path)
+    if is_depth_png(path):
+        return validate_xyz(depth_to_xyz(path), shape, path)
     try:
         array = np.asarray(tifffile.imread(path))
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: file not found. Check the path.") from None
     except _DECODE_ERRORS as err:
         raise InvalidInputError(
             f"{path}: cannot read XYZ point map ({_describe(err)}). {_FIX}"
         ) from None
-    if array.ndim != 3 or array.shape[2] != 3 or 0 in array.shape:
-        raise InvalidInputError(
-            f"{path}: expected an XYZ point map of shape (H, W, 3), found {array.shape}. "
-            "Export the organized point cloud as a 3-channel float TIFF."
-        )
-    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-        raise InvalidInputError(f"{path}: unsupported XYZ data type {array.dtype}. {_FIX}")
-    xyz = array.astype(np.float32)
-    xyz[~np.all(np.isfinite(xyz), axis=2)] = 0.0
-    _check_shape(path, xyz.shape[:2], shape, "XYZ point map")
-    if not np.any(xyz):
-        raise InvalidInputError(
-            f"{path}: every point of the XYZ map is missing (all zero or NaN). "
-            "Check the export, or remove the file to score this sample on RGB only."
-        )
-    return xyz
+    if array.ndim == 3 and array.shape[2] == 3 and 0 not in array.shape:
+        if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+            raise InvalidInputError(f"{path}: unsupported XYZ data type {array.dtype}. {_FIX}")
+        array = array.astype(np.float32)
+        array[~np.all(np.isfinite(array), axis=2)] = 0.0
+    return validate_xyz(array, shape, path)
 
 
 def load_sample_image(sample: Sample) -> np.ndarray:

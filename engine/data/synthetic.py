@@ -2,20 +2,26 @@
 
 Used by the tests and the bundled demo. Every random draw comes from the generator passed in,
 so the same seed always gives bit-identical images. The part's pose and shape are kept in
-:class:`PartGeometry` so that an XYZ point map of the same part can be rendered later.
+:class:`PartGeometry`; :func:`render_part_3d` adds the organized XYZ map a structured-light
+sensor 0.6 m above a slightly tilted table would measure on the same pixel grid: a 15 mm high
+disk, 45-degree bevel at the rim, chamfered through-bore, 0.1 mm noise, missing points at walls.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tifffile
 from PIL import Image
 
 from engine.errors import InvalidInputError
 
 DEFECT_TYPES = ("scratch", "spot", "missing")
+DEFECT_TYPES_3D = ("dent", "bump")
+_ALL_TYPES = (None, *DEFECT_TYPES, *DEFECT_TYPES_3D)  # position = per-type seed; never reorder
 _MIN_SIZE = 64
 _METAL_TINT = np.array([0.97, 1.0, 1.05], dtype=np.float32)
 _STAIN_TINT = np.array([0.55, 0.42, 0.30], dtype=np.float32)  # rust-brown
@@ -91,10 +97,59 @@ def render_part_with_geometry(
     rng: np.random.Generator, size: int = 256, defect: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, PartGeometry]:
     """Like :func:`render_part`, also returning the part's :class:`PartGeometry`."""
+    image, mask, geom, _ = _render_rgb(rng, size, defect)
+    return image, mask, geom
+
+
+def render_part_3d(
+    rng: np.random.Generator, size: int = 256, defect: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, PartGeometry]:
+    """Render one part as RGB image, organized XYZ map and defect mask on one pixel grid.
+
+    The image equals the RGB-only render of the same seed. A 3D-only defect ("dent", "bump")
+    renders a normal image, and its XYZ is the normal twin's XYZ plus the deformation; "scratch"
+    and "spot" leave the shape intact; "missing" also removes the bitten material in 3D.
+
+    Args:
+        rng: Source of every random draw.
+        size: Image side in pixels (at least 64).
+        defect: None, one of :data:`DEFECT_TYPES` or one of :data:`DEFECT_TYPES_3D`.
+
+    Returns:
+        (image, xyz, mask, geometry): (size, size, 3) uint8 RGB, (size, size, 3) float32 points
+        in metres ((0, 0, 0) where the sensor saw nothing), (size, size) bool defect mask.
+    """
+    rgb_defect = None if defect in DEFECT_TYPES_3D else defect  # _render_rgb checks the name
+    image, mask, geom, coverage = _render_rgb(rng, size, rgb_defect)
+    part = coverage >= 0.5
+    height = _height_map(geom, part)
+    # Scene draws precede the deformation's: a dented part's XYZ is its normal twin's plus the dent.
+    slope = rng.uniform(-0.04, 0.04, size=2)  # table tilt, up to ~2.3 degrees
+    distance = _CAMERA_DISTANCE + rng.uniform(-0.005, 0.005)
+    noise = rng.normal(0.0, _DEPTH_NOISE, size=(size, size))
+    missing = _missing(height, rng.random((size, size)))  # of the intact shape
+    if defect in DEFECT_TYPES_3D:
+        change, mask = _deformation(rng, geom, sign=-1.0 if defect == "dent" else 1.0)
+        height = height + np.where(part, change, 0.0)
+    # Pinhole camera: the ray t*(x, y, 1) meets the plane z = distance - h + sx*x + sy*y at z = t.
+    focal = size * _CAMERA_DISTANCE / _FIELD_OF_VIEW
+    rays = (np.arange(size, dtype=np.float64) + 0.5 - size / 2) / focal
+    ray_y, ray_x = rays[:, None], rays[None, :]
+    z = (distance - height) / (1.0 - slope[0] * ray_x - slope[1] * ray_y) + noise
+    xyz = np.stack([ray_x * z, ray_y * z, z], axis=-1).astype(np.float32)
+    xyz[missing] = 0.0
+    return image, xyz, mask & geom.surface(), geom
+
+
+def _render_rgb(
+    rng: np.random.Generator, size: int, defect: str | None
+) -> tuple[np.ndarray, np.ndarray, PartGeometry, np.ndarray]:
+    """Image, mask, geometry and the final part coverage (after a possible bite)."""
     if defect is not None and defect not in DEFECT_TYPES:
-        raise InvalidInputError(
-            f"unknown synthetic defect {defect!r}; expected None or one of {DEFECT_TYPES}."
-        )
+        hint = "it exists only in 3D (its RGB looks normal): use render_part_3d or with_xyz"
+        if defect not in DEFECT_TYPES_3D:
+            hint = f"expected None or one of {DEFECT_TYPES}, or {DEFECT_TYPES_3D} in 3D"
+        raise InvalidInputError(f"synthetic defect {defect!r}: {hint}.")
     if size < _MIN_SIZE:
         raise InvalidInputError(f"synthetic image size {size} is too small; use {_MIN_SIZE}+.")
     geom = sample_geometry(rng, size)
@@ -111,17 +166,25 @@ def render_part_with_geometry(
     background = _background(rng, size)
     image = background * (1 - coverage[..., None]) + part * coverage[..., None]
     image += rng.normal(0.0, 2.5, size=image.shape).astype(np.float32)  # sensor noise
-    return np.clip(np.round(image), 0, 255).astype(np.uint8), mask & geom.surface(), geom
+    pixels = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return pixels, mask & geom.surface(), geom, coverage
 
 
 def write_synthetic_dataset(
-    out_dir: str | Path, n_good: int = 12, n_per_defect: int = 4, size: int = 256, seed: int = 0
+    out_dir: str | Path,
+    n_good: int = 12,
+    n_per_defect: int = 4,
+    size: int = 256,
+    seed: int = 0,
+    with_xyz: bool = False,
+    defects: Sequence[str] = DEFECT_TYPES,
 ) -> Path:
-    """Write a synthetic dataset in MVTec AD layout.
+    """Write a synthetic dataset in MVTec AD layout, or MVTec 3D-AD layout with XYZ maps.
 
-    Images go to ``test/good/000.png`` and ``test/<defect>/000.png``, masks (uint8 0/255) to
-    ``ground_truth/<defect>/000_mask.png``. Each image has its own generator seeded with
-    (seed, type, index), so changing one count leaves the other images unchanged.
+    Without XYZ: ``test/<type>/000.png``, masks (0/255) in ``ground_truth/<defect>/000_mask.png``.
+    With XYZ: ``test/<type>/{rgb,xyz,gt}/000.{png,tiff,png}`` (float32 metres; all-zero gt for
+    normal parts). Each part has its own generator seeded with (seed, type, index), so changing a
+    count or the defect list leaves the other parts alone; RGB does not depend on ``with_xyz``.
 
     Args:
         out_dir: Destination folder (created if needed).
@@ -129,28 +192,87 @@ def write_synthetic_dataset(
         n_per_defect: Number of parts per defect type.
         size: Image side in pixels.
         seed: Non-negative seed; the same seed writes identical files.
+        with_xyz: Also write XYZ maps (MVTec 3D-AD layout); needed for 3D-only defects.
+        defects: Defect types to write, from :data:`DEFECT_TYPES` and :data:`DEFECT_TYPES_3D`.
 
     Returns:
         ``out_dir`` as a Path.
     """
-    if min(n_good, n_per_defect, seed) < 0:
+    allowed = DEFECT_TYPES + (DEFECT_TYPES_3D if with_xyz else ())  # 3D-only ones look normal
+    if min(n_good, n_per_defect, seed) < 0 or any(d not in allowed for d in defects):
         raise InvalidInputError(
-            f"write_synthetic_dataset: counts and seed must be >= 0, got n_good={n_good}, "
-            f"n_per_defect={n_per_defect}, seed={seed}."
+            f"write_synthetic_dataset: counts and seed must be >= 0 and defects among {allowed} "
+            f"({DEFECT_TYPES_3D} need with_xyz=True); got n_good={n_good}, "
+            f"n_per_defect={n_per_defect}, seed={seed}, defects={list(defects)}."
         )
     out = Path(out_dir)
-    for type_index, defect in enumerate((None, *DEFECT_TYPES)):
-        folder = out / "test" / (defect or "good")
-        folder.mkdir(parents=True, exist_ok=True)
+    for defect in (None, *dict.fromkeys(defects)):
+        name = defect or "good"
         for i in range(n_good if defect is None else n_per_defect):
-            image, mask = render_part(np.random.default_rng([seed, type_index, i]), size, defect)
-            Image.fromarray(image).save(folder / f"{i:03d}.png", compress_level=1)
+            rng = np.random.default_rng([seed, _ALL_TYPES.index(defect), i])
+            if with_xyz:
+                image, xyz, mask, _ = render_part_3d(rng, size, defect)
+                _save(out / "test" / name / "rgb" / f"{i:03d}.png", image)
+                _save(out / "test" / name / "gt" / f"{i:03d}.png", mask)
+                _save(out / "test" / name / "xyz" / f"{i:03d}.tiff", xyz)
+                continue
+            image, mask = render_part(rng, size, defect)
+            _save(out / "test" / name / f"{i:03d}.png", image)
             if defect is not None:
-                mask_dir = out / "ground_truth" / defect
-                mask_dir.mkdir(parents=True, exist_ok=True)
-                mask_image = Image.fromarray(mask.astype(np.uint8) * 255)
-                mask_image.save(mask_dir / f"{i:03d}_mask.png", compress_level=1)
+                _save(out / "ground_truth" / defect / f"{i:03d}_mask.png", mask)
     return out
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    """Save RGB as is, a bool mask as 0/255 grey png, XYZ as float TIFF (as MVTec 3D-AD)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".tiff":
+        tifffile.imwrite(path, array, photometric="rgb")
+        return
+    pixels = array.astype(np.uint8) * 255 if array.dtype == bool else array
+    Image.fromarray(pixels).save(path, compress_level=1)
+
+
+# 3D scene in metres. The field of view (80 mm on the table) is fixed, so the part is ~61 mm
+# across at any image size. A height step above _EDGE_JUMP is a wall the sensor often misses.
+_CAMERA_DISTANCE, _FIELD_OF_VIEW, _PART_HEIGHT, _DEPTH_NOISE = 0.6, 0.08, 0.015, 1e-4
+_EDGE_JUMP, _EDGE_DROPOUT, _RANDOM_DROPOUT = 0.002, 0.5, 5e-4  # jump; missing share: walls, all
+
+
+def _height_map(geom: PartGeometry, part: np.ndarray) -> np.ndarray:
+    """Height above the table (metres) of every pixel: disk, 45-degree bevel, chamfered bore."""
+    radius = geom.polar()[0].astype(np.float64)  # float64: a dent adds to it without rounding
+    pitch = _FIELD_OF_VIEW / geom.size
+    chamfer = 3 * geom.size / 256  # the bright machined ring round the bore in the RGB image
+    drop = np.maximum(radius - (geom.radius - geom.bevel), 0.0)
+    drop = np.maximum(drop, geom.bore_radius + chamfer - radius)
+    return np.where(part, _PART_HEIGHT - drop * pitch, 0.0)
+
+
+def _deformation(rng: np.random.Generator, geom: PartGeometry, sign: float) -> tuple:
+    """Height change (metres) of a smooth dent (sign -1) or bump (+1) 1-2 mm deep, and its mask.
+
+    Biweight profile depth * (1 - (d/R)^2)^2 (flat at the centre and at d = R); the mask is
+    where the change reaches half the depth, a disk of radius 8-15 px (at 256 px).
+    """
+    scale = geom.size / 256
+    depth = rng.uniform(0.001, 0.002)
+    mask_radius = rng.uniform(8, 15) * scale
+    support = mask_radius / np.sqrt(1 - np.sqrt(0.5))
+    center = _surface_point(rng, geom, mask_radius + 2 * scale)
+    rows, cols = np.mgrid[0 : geom.size, 0 : geom.size].astype(np.float32)
+    dist = np.hypot(cols - center[0], rows - center[1])
+    profile = np.clip(1 - (dist / support) ** 2, 0.0, None) ** 2
+    return sign * depth * profile, dist <= mask_radius
+
+
+def _missing(height: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Points the sensor loses: half of those at steep walls (height steps) and a few anywhere."""
+    # Walls shadow the projected pattern of a structured-light sensor.
+    pad, (rows, cols) = np.pad(height, 1, mode="edge"), height.shape
+    shifts = [pad[r : r + rows, c : c + cols] for r, c in ((0, 1), (2, 1), (1, 0), (1, 2))]
+    walls = np.max([np.abs(height - shifted) for shifted in shifts], axis=0) > _EDGE_JUMP
+    return (walls & (draws < _EDGE_DROPOUT)) | (draws < _RANDOM_DROPOUT)
 
 
 def _coverage(geom: PartGeometry, radius: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ def test_defective_parts_rank_first_and_rescore_reuses_features(tmp_path: Path) 
     backbone = PixelPatchBackbone()
     session = InspectionSession(_write_line(tmp_path), MuscConfig(batch_size=4), backbone=backbone)
     result = run_to_completion(session.run())
-    assert result.patch_maps.shape == (11, 8, 8)
+    assert result.maps.shape == (11, 224, 224) and result.modality == "2d"
     assert set(result.ranking()[:3]) == {8, 9, 10}
     calls = backbone.calls
     lower = session.rescore(x_percent=10)
@@ -43,7 +43,7 @@ def test_defective_parts_rank_first_and_rescore_reuses_features(tmp_path: Path) 
     assert lower.config.x_percent == 10
     assert not np.allclose(lower.max_scores, result.max_scores)
     assert session.update(MuscConfig(batch_size=4, x_percent=50)) == []
-    assert session.update(MuscConfig(batch_size=4, r_list=(1, 3))) == ["aggregate", "score"]
+    assert session.update(MuscConfig(batch_size=4, r_list=(1, 3))) == ["aggregate 2D", "score"]
     run_to_completion(session.run())
     assert backbone.calls == calls
     anomaly_map = result.anomaly_map(9)

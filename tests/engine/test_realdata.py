@@ -31,7 +31,8 @@ def test_2d_metrics_stay_above_the_measured_floors(category: str) -> None:
     root = DATA / category
     if not root.is_dir():
         pytest.skip(f"real data not found at {root} (the MVTec 3D-AD dev samples in ../shared)")
-    session = InspectionSession(discover_dataset(root), MuscConfig(backbone="efficientnet_lite0"))
+    config = MuscConfig(modality="2d", backbone="efficientnet_lite0")
+    session = InspectionSession(discover_dataset(root), config)
     result = run_to_completion(session.run())
     metrics = evaluate(result)
     low = {k: round(metrics[k], 4) for k, floor in FLOORS[category].items() if metrics[k] < floor}

@@ -1,0 +1,87 @@
+"""The 2D branch: reading images, backbone tokens, SNAMD features."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.backbones.base import Backbone2D
+from engine.data.background import black_background
+from engine.data.readers import read_rgb
+from engine.data.samples import Sample, SkippedFile
+from engine.errors import InvalidInputError
+from engine.preprocess import image_to_tensor
+from engine.progress import Progress
+from engine.snamd import snamd_2d
+
+
+@dataclass
+class Tokens2D:
+    """Raw backbone tokens of the samples whose image could be read."""
+
+    samples: list[Sample]
+    image_sizes: list[tuple[int, int]]
+    layers: list[torch.Tensor]  # per layer (N, h, w, C)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(h, w) of the token grid."""
+        return int(self.layers[0].shape[1]), int(self.layers[0].shape[2])
+
+
+def extract_2d(
+    samples: list[Sample],
+    backbone: Backbone2D,
+    batch_size: int,
+    skipped: list[SkippedFile],
+    foregrounds: dict[str, np.ndarray] | None = None,
+) -> Generator[Progress, None, Tokens2D]:
+    """Backbone tokens of every readable image; unreadable ones are appended to ``skipped``.
+
+    Args:
+        samples: Candidates, in dataset order.
+        backbone: The 2D backbone.
+        batch_size: Images per forward pass.
+        skipped: Receives a SkippedFile for every image that cannot be read.
+        foregrounds: Optional foreground masks by sample name; the RGB outside is blacked out
+            first, as the reference preprocessing does on MVTec 3D-AD (B §1.1).
+    """
+    kept: list[Sample] = []
+    sizes: list[tuple[int, int]] = []
+    per_layer: list[list[torch.Tensor]] = []
+    batch: list[torch.Tensor] = []
+    for done, sample in enumerate(samples, start=1):
+        try:
+            rgb = read_rgb(sample.rgb_path)
+        except InvalidInputError as error:
+            skipped.append(SkippedFile(sample.rgb_path, str(error)))
+        else:
+            if foregrounds and sample.name in foregrounds:
+                rgb = black_background(rgb, foregrounds[sample.name])
+            kept.append(sample)
+            sizes.append((int(rgb.shape[0]), int(rgb.shape[1])))
+            batch.append(image_to_tensor(rgb, backbone.image_size, backbone.mean, backbone.std))
+        if batch and (len(batch) == batch_size or done == len(samples)):
+            with torch.inference_mode():
+                layers = backbone.extract(torch.stack(batch).to(backbone.device))
+            per_layer = per_layer or [[] for _ in layers]
+            for store, tokens in zip(per_layer, layers, strict=True):
+                store.append(tokens)
+            batch = []
+        yield Progress("extract 2D", done, len(samples), sample.name)
+    return Tokens2D(kept, sizes, [torch.cat(chunks) for chunks in per_layer])
+
+
+def aggregate_2d(
+    tokens: Tokens2D, r_list: tuple[int, ...]
+) -> Generator[Progress, None, list[torch.Tensor]]:
+    """SNAMD features (N, L, C) per layer, computed in chunks to bound the pooling buffers."""
+    features = []
+    for done, layer in enumerate(tokens.layers, start=1):
+        chunks = [snamd_2d(layer[i : i + 16], r_list) for i in range(0, layer.shape[0], 16)]
+        features.append(torch.cat(chunks))
+        yield Progress("aggregate 2D", done, len(tokens.layers))
+    return features

@@ -1,0 +1,397 @@
+"""Point-cloud grouping for the 3D branch: unit-ball normalisation, FPS, KNN, curvature and IPG.
+
+Spec Part B §1.3, §3.1–§3.4; Part A §2–§3. Every function runs on the device of its inputs with
+the same code. Results are deterministic and independent of chunk sizes: distances are exact
+coordinate differences in float32 (a matmul expansion rounds differently with the blocking), and
+every "k smallest" selection breaks ties by the lower position (:func:`_keys`).
+
+Differences to the reference: FPS is standard (the reference kernel never picks a point with
+``||p||^2 <= 1e-3``, B §11 row 19); KNN is exact in float32 (sklearn: float64, so equal up to
+near-ties); curvature uses a float32 covariance, ``eigvalsh`` and the paper's ε (reference: fp16,
+``eig``, no ε; row 2); IPG follows the paper by default (row 1, Part A §3). Groups list the initial
+members first, then additions in the order chosen, so ``groups[:, 0] == search_idx[:, 0]`` (the
+centre); the reference prepends additions, which the permutation-invariant encoder ignores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from engine.errors import InvalidInputError
+
+# Elements of one pairwise-distance block. With the float32 temporaries and the int64 sort keys
+# (about 28 bytes an element) a block stays near 64 MB, whatever the cloud size.
+_BLOCK_ELEMS = 1 << 21
+# The paper's ε: negligible next to a unit-scaled group's trace (~0.1); degenerate groups get 0.
+_CURVATURE_EPS = 1e-8
+_VARIANTS = ("paper", "reference")
+
+
+@dataclass(frozen=True)
+class GroupingBasis:
+    """What IPG needs and does not depend on ``k_iter``/``c_thr`` (computed once per cloud).
+
+    Attributes:
+        center_idx: (G,) int64 FPS indices into the points.
+        centers: (G, 3) float32 centre coordinates.
+        search_idx: (G, S) int64 the S nearest points of each centre, ascending, centre first.
+        curvatures: (G,) float32 curvature of each centre's ``group_size``-NN.
+        group_size: Points per group, possibly clipped to the cloud size.
+    """
+
+    center_idx: Tensor
+    centers: Tensor
+    search_idx: Tensor
+    curvatures: Tensor
+    group_size: int
+
+
+@dataclass(frozen=True)
+class PointGroups(GroupingBasis):
+    """Groups of one cloud: :class:`GroupingBasis` plus ``groups`` (G, group_size) int64."""
+
+    groups: Tensor
+
+
+def _check_points(points: object, name: str = "points") -> Tensor:
+    if not isinstance(points, Tensor) or points.ndim != 2 or points.shape[1] != 3:
+        found = f"shape {tuple(points.shape)}" if isinstance(points, Tensor) else type(points)
+        raise InvalidInputError(f"{name} must be a (P, 3) tensor, found {found}")
+    if not points.is_floating_point():
+        raise InvalidInputError(f"{name} must be floating point, found dtype {points.dtype}")
+    if points.shape[0] < 1:
+        raise InvalidInputError(f"{name} must hold at least one point, found 0")
+    return points.to(torch.float32)  # the working precision of the whole 3D branch
+
+
+def _check_index(idx: object, name: str, num_points: int, ndim: int) -> Tensor:
+    if not isinstance(idx, Tensor) or idx.ndim != ndim or idx.dtype != torch.int64:
+        found = f"{idx.dtype} {tuple(idx.shape)}" if isinstance(idx, Tensor) else type(idx)
+        raise InvalidInputError(f"{name} must be an int64 tensor with {ndim} dims, found {found}")
+    if idx.numel() and bool((idx.min() < 0) | (idx.max() >= num_points)):
+        raise InvalidInputError(f"{name} must index into {num_points} points, found out of range")
+    return idx
+
+
+def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
+    """Squared distances (..., n, m) between a (..., n, 3) and b (..., m, 3).
+
+    Each step is its own elementwise kernel, so every entry is the same IEEE result whatever the
+    shape, chunking or device (no FMA contraction, no matmul blocking).
+    """
+    d = None
+    for ac, bc in zip(a.unbind(-1), b.unbind(-1), strict=True):
+        t = ac.unsqueeze(-1) - bc.contiguous().unsqueeze(-2)
+        t = t * t
+        d = t if d is None else d.add_(t)
+    return d
+
+
+def _keys(values: Tensor, offset: int = 0) -> Tensor:
+    """Unique int64 keys (value bits, position + ``offset``) of non-negative float32 values.
+
+    Non-negative IEEE floats order like their bit patterns, so keys order by value, then position.
+    """
+    keys = values.view(torch.int32).to(torch.int64).bitwise_left_shift_(32)
+    pos = torch.arange(offset, offset + values.shape[-1], device=values.device)
+    return keys.bitwise_or_(pos)
+
+
+def _smallest_keys(keys: Tensor, k: int) -> Tensor:
+    # Keys are unique, so top-k has exactly one answer on every device and kernel.
+    return torch.topk(keys, k, dim=-1, largest=False, sorted=True).values
+
+
+def _unpack(keys: Tensor) -> tuple[Tensor, Tensor]:
+    values = keys.bitwise_right_shift(32).to(torch.int32).view(torch.float32)
+    return values, keys.bitwise_and(0xFFFFFFFF)
+
+
+def normalize_unit_ball(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Centre a cloud at its mean and scale it into the unit ball (spec B §1.3).
+
+    Args:
+        points: (P, 3) foreground points (no background zeros), P >= 1.
+
+    Returns:
+        ``(normalised, centroid (3,), scale ())`` with ``normalised = (points - centroid) / scale``
+        and ``scale`` the largest norm of the centred points. A cloud of identical points gets
+        ``scale = 1`` instead of a division by zero.
+    """
+    xyz = _check_points(points)
+    centroid = xyz.mean(dim=0)
+    centred = xyz - centroid
+    scale = torch.linalg.vector_norm(centred, dim=1).amax()
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return centred / scale, centroid, scale
+
+
+def farthest_point_sample(points: Tensor, num_samples: int) -> Tensor:
+    """Standard farthest point sampling, starting at index 0 (spec B §3.1).
+
+    Each step picks the point with the largest squared distance to the selected set; ties go to
+    the lowest index. Unlike the reference kernel, points near the centroid are not excluded.
+
+    Args:
+        points: (P, 3) points.
+        num_samples: Number of centres wanted, >= 1.
+
+    Returns:
+        (min(P, num_samples),) int64 distinct indices in selection order. A cloud smaller than
+        ``num_samples`` yields all its points, so the caller gets fewer groups (no crash).
+    """
+    xyz = _check_points(points)
+    if num_samples < 1:
+        raise InvalidInputError(f"num_samples must be >= 1, found {num_samples}")
+    count = min(num_samples, xyz.shape[0])
+    out = torch.zeros(count, dtype=torch.int64, device=xyz.device)
+    min_d = torch.full((xyz.shape[0],), float("inf"), device=xyz.device)
+    last = out[:1]
+    for i in range(1, count):
+        d = _sq_dist(xyz.index_select(0, last), xyz)[0]
+        torch.minimum(min_d, d, out=min_d)
+        # Selected points are never picked twice, even when all that is left coincides with them.
+        min_d.index_fill_(0, last, -1.0)
+        last = torch.argmax(min_d).reshape(1)  # first maximum = lowest index; no host sync
+        out[i : i + 1] = last
+    return out
+
+
+def knn(query: Tensor, points: Tensor, k: int, chunk: int | None = None) -> tuple[Tensor, Tensor]:
+    """Exact brute-force k nearest neighbours, in chunks of queries to bound memory.
+
+    Args:
+        query: (Q, 3) query points.
+        points: (P, 3) searched points; a query that is one of them finds itself first.
+        k: Neighbours per query, 1 <= k <= P.
+        chunk: Queries per chunk; default keeps a chunk near 64 MB. Results do not depend on it.
+
+    Returns:
+        ``(indices (Q, k) int64, distances (Q, k) float32)``, ascending distance, equal distances
+        by lower index.
+    """
+    q_xyz = _check_points(query, "query")
+    xyz = _check_points(points)
+    num = xyz.shape[0]
+    if not 1 <= k <= num:
+        raise InvalidInputError(f"k must be in [1, {num}] (the number of points), found {k}")
+    if chunk is not None and chunk < 1:
+        raise InvalidInputError(f"chunk must be >= 1, found {chunk}")
+    rows = chunk or max(1, _BLOCK_ELEMS // num)
+    found = [_smallest_keys(_keys(_sq_dist(q, xyz)), k) for q in q_xyz.split(rows)]
+    d2, idx = _unpack(torch.cat(found))
+    return idx, d2.sqrt()
+
+
+def curvature(points: Tensor, neighbour_idx: Tensor) -> Tensor:
+    """Surface variation ``λ_min / (λ1 + λ2 + λ3 + ε)`` of each group (spec B §3.3).
+
+    Column 0 of ``neighbour_idx`` is the centre; the other columns (self excluded, as the
+    reference) are taken relative to it, scaled into the unit ball, and their float32 covariance
+    is decomposed with ``eigvalsh``. ε (paper; the reference has none) makes degenerate groups 0.
+
+    Args:
+        points: (P, 3) points.
+        neighbour_idx: (G, K) int64, centre first, e.g. ``search_idx[:, :group_size]``.
+
+    Returns:
+        (G,) float32 curvatures in [0, 1/3]; 0 for K < 2 (a group without neighbours is flat).
+    """
+    xyz = _check_points(points)
+    idx = _check_index(neighbour_idx, "neighbour_idx", xyz.shape[0], ndim=2)
+    if idx.shape[1] < 2:
+        return torch.zeros(idx.shape[0], device=xyz.device)
+    groups = xyz[idx]
+    rel = groups[:, 1:] - groups[:, :1]
+    scale = torch.linalg.vector_norm(rel, dim=-1).amax(dim=1)
+    rel = rel / torch.where(scale > 0, scale, torch.ones_like(scale))[:, None, None]
+    dev = rel - rel.mean(dim=1, keepdim=True)
+    # 1/n instead of the reference's 1/(K-2): the ratio does not depend on the scale.
+    cov = (dev.unsqueeze(-1) * dev.unsqueeze(-2)).mean(dim=1)
+    eig = torch.linalg.eigvalsh(cov)  # ascending
+    return eig[:, 0].clamp_min(0) / (eig.sum(dim=-1) + _CURVATURE_EPS)
+
+
+def _gather_xyz(search_xyz: Tensor, cols: Tensor) -> Tensor:
+    return search_xyz.gather(1, cols.unsqueeze(-1).expand(-1, -1, 3))
+
+
+def _member_blocks(num_groups: int, search: int, members: int) -> list[tuple[int, int]]:
+    step = max(1, _BLOCK_ELEMS // max(1, num_groups * search))
+    return [(j, min(members, j + step)) for j in range(0, members, step)]
+
+
+def _min_sq_dist(search_xyz: Tensor, cols: Tensor) -> Tensor:
+    """(H, S) squared distance of every search point to its nearest point among ``cols``."""
+    h, s, _ = search_xyz.shape
+    best = None
+    for j0, j1 in _member_blocks(h, s, cols.shape[1]):
+        d = _sq_dist(_gather_xyz(search_xyz, cols[:, j0:j1]), search_xyz).amin(dim=1)
+        best = d if best is None else torch.minimum(best, d)
+    return best
+
+
+def _expand(search_xyz: Tensor, group_size: int, k_iter: int, variant: str) -> Tensor:
+    """Grow all groups from ``k_iter`` to ``group_size`` members; returns search-space columns.
+
+    Each step adds ``min(k_iter, group_size - filled)`` non-members (there are enough, as S >=
+    group_size); "paper" ties go to the column nearer the centre.
+    """
+    h, s, _ = search_xyz.shape
+    dev = search_xyz.device
+    cols = torch.empty((h, group_size), dtype=torch.int64, device=dev)
+    cols[:, :k_iter] = torch.arange(k_iter, device=dev)
+    member = torch.zeros((h, s), dtype=torch.bool, device=dev)
+    member[:, :k_iter] = True
+    min_d = _min_sq_dist(search_xyz, cols[:, :k_iter]) if variant == "paper" else None
+    filled = k_iter
+    while filled < group_size:
+        take = min(k_iter, group_size - filled)
+        if variant == "paper":
+            new = _unpack(_smallest_keys(_keys(min_d.masked_fill(member, float("inf"))), take))[1]
+        else:
+            # Top-k per member block, then of the block winners: exact, as the keys are unique.
+            best = []
+            for j0, j1 in _member_blocks(h, s, filled):
+                d = _sq_dist(_gather_xyz(search_xyz, cols[:, j0:j1]), search_xyz)
+                d = d.masked_fill_(member.unsqueeze(1), float("inf")).flatten(1)
+                best.append(_smallest_keys(_keys(d, offset=j0 * s), min(take, d.shape[1])))
+            new = _unpack(_smallest_keys(torch.cat(best, dim=1), take))[1] % s
+        cols[:, filled : filled + take] = new
+        member.scatter_(1, new, True)
+        filled += take
+        if variant == "paper" and filled < group_size:
+            min_d = torch.minimum(min_d, _min_sq_dist(search_xyz, new))
+    return cols
+
+
+def ipg_groups(
+    points: Tensor,
+    center_idx: Tensor,
+    search_idx: Tensor,
+    curvatures: Tensor,
+    *,
+    group_size: int = 128,
+    k_iter: int = 80,
+    c_thr: float = 0.01,
+    variant: str = "paper",
+) -> Tensor:
+    """Iterative point grouping (IPG, spec Part A §3, B §3.4), vectorised over all groups.
+
+    Curvature < ``c_thr``: the plain ``group_size``-NN. Otherwise the ``k_iter``-NN (centre
+    included) grows by up to ``k_iter`` points a step from the rest of the search space, until
+    ``group_size``: "paper" adds the candidates nearest to the group (smallest min-distance, no
+    duplicates); "reference" those of the smallest pairwise distances (duplicates possible, as
+    the reference code). The defaults make one step of 48.
+
+    Args:
+        points: (P, 3) points.
+        center_idx: (G,) int64 centre indices (checked against ``search_idx`` shapes).
+        search_idx: (G, S) int64, S >= group_size distinct nearest points of each centre,
+            ascending distance, centre first (as :func:`knn` returns).
+        curvatures: (G,) curvature of each centre.
+        group_size: Points per group, K_P.
+        k_iter: Points of the initial group and of each step, in [1, group_size].
+        c_thr: Curvature threshold, >= 0; ``inf`` gives plain KNN groups.
+        variant: "paper" or "reference".
+
+    Returns:
+        (G, group_size) int64 indices into ``points``.
+    """
+    xyz = _check_points(points)
+    center_idx = _check_index(center_idx, "center_idx", xyz.shape[0], ndim=1)
+    search_idx = _check_index(search_idx, "search_idx", xyz.shape[0], ndim=2)
+    g, s = search_idx.shape
+    if center_idx.shape[0] != g or tuple(curvatures.shape) != (g,):
+        found = f"{tuple(center_idx.shape)} and {tuple(curvatures.shape)}"
+        raise InvalidInputError(
+            f"center_idx, curvatures must be ({g},) like search_idx, found {found}"
+        )
+    if not 1 <= group_size <= s:
+        raise InvalidInputError(f"group_size must be in [1, {s}] (search size), found {group_size}")
+    if not 1 <= k_iter <= group_size:
+        raise InvalidInputError(f"k_iter must be in [1, group_size={group_size}], found {k_iter}")
+    if not c_thr >= 0:  # also rejects NaN
+        raise InvalidInputError(f"c_thr must be >= 0, found {c_thr}")
+    if variant not in _VARIANTS:
+        raise InvalidInputError(f"variant must be one of {_VARIANTS}, found {variant!r}")
+    groups = search_idx[:, :group_size].clone()
+    # One host sync: the number of high-curvature groups sizes the batch.
+    high = torch.nonzero(curvatures.to(xyz.device) >= c_thr).squeeze(1)
+    if high.numel() == 0 or k_iter == group_size:
+        return groups
+    search_high = search_idx.index_select(0, high)
+    cols = _expand(xyz[search_high], group_size, k_iter, variant)
+    groups[high] = search_high.gather(1, cols)
+    return groups
+
+
+def prepare_groups(points: Tensor, num_groups: int = 1024, group_size: int = 128) -> GroupingBasis:
+    """FPS, KNN and curvature: the part of grouping that ``k_iter``/``c_thr`` do not change.
+
+    A cloud smaller than requested is clipped, not refused: ``min(P, num_groups)`` centres,
+    groups of ``min(P, group_size)`` points and a search space of ``min(P, 2 * group_size)``.
+
+    Args:
+        points: (P, 3) points, normally normalised to the unit ball.
+        num_groups: Centres wanted (G).
+        group_size: Points per group (K_P); the search space is its double (spec B §3.2).
+
+    Returns:
+        The :class:`GroupingBasis` for :func:`regroup`.
+    """
+    xyz = _check_points(points)
+    if group_size < 1:
+        raise InvalidInputError(f"group_size must be >= 1, found {group_size}")
+    num = xyz.shape[0]
+    center_idx = farthest_point_sample(xyz, num_groups)
+    centers = xyz.index_select(0, center_idx)
+    search_idx, _ = knn(centers, xyz, min(num, 2 * group_size))
+    size = min(num, group_size)
+    curv = curvature(xyz, search_idx[:, :size])
+    return GroupingBasis(center_idx, centers, search_idx, curv, size)
+
+
+def regroup(
+    basis: GroupingBasis,
+    points: Tensor,
+    k_iter: int = 80,
+    c_thr: float = 0.01,
+    variant: str = "paper",
+) -> PointGroups:
+    """IPG groups from a precomputed basis of the same ``points`` (Part A §13: a new
+    ``k_iter``/``c_thr`` redoes only this step). ``k_iter`` above the group size is clipped to it.
+    """
+    if k_iter < 1:
+        raise InvalidInputError(f"k_iter must be >= 1, found {k_iter}")
+    size = basis.group_size
+    args = (points, basis.center_idx, basis.search_idx, basis.curvatures)
+    groups = ipg_groups(
+        *args, group_size=size, k_iter=min(k_iter, size), c_thr=c_thr, variant=variant
+    )
+    same = {f.name: getattr(basis, f.name) for f in fields(GroupingBasis)}  # basis may be groups
+    return PointGroups(**same, groups=groups)
+
+
+def group_points(
+    points: Tensor,
+    num_groups: int = 1024,
+    group_size: int = 128,
+    k_iter: int = 80,
+    c_thr: float = 0.01,
+    variant: str = "paper",
+) -> PointGroups:
+    """FPS → KNN(2·group_size) → curvature → IPG (spec B §3.1–§3.4, Part A §3).
+
+    Args:
+        points: (P, 3) points, normally normalised to the unit ball.
+        num_groups, group_size: G and K_P, clipped for small clouds (see :func:`prepare_groups`).
+        k_iter, c_thr, variant: IPG settings (see :func:`ipg_groups`).
+
+    Returns:
+        The :class:`PointGroups` of the cloud.
+    """
+    return regroup(prepare_groups(points, num_groups, group_size), points, k_iter, c_thr, variant)
