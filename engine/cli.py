@@ -62,6 +62,7 @@ def _config_from_args(args: argparse.Namespace) -> MuscConfig:
         remove_background=not args.keep_background,
         black_rgb_background=args.black_rgb_background,
         cae={"auto": None, "on": True, "off": False}[args.cae],
+        fusion=args.fusion,
         backbone=args.backbone,
         weights=args.weights,
         image_size=args.image_size,
@@ -180,6 +181,8 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="black out the RGB background found in 3D (reference preprocessing)",
     )
+    parser.add_argument("--fusion", choices=("sum", "scaled"), default=defaults.fusion,
+                        help="how 2D and 3D maps are added (see README)")
     parser.add_argument("--cae", choices=("auto", "on", "off"), default="auto",
                         help="cross-modal enhancement (auto: on with point_mae, off with fpfh)")
     parser.add_argument(

@@ -25,13 +25,20 @@ def _penultimate(layers: list[torch.Tensor]) -> torch.Tensor:
     return layers[max(0, len(layers) - 2)]
 
 
-def _maps_2d(tables, features, grid, size, x_percent):
+def _fusion_scale(scores: torch.Tensor, config: MuscConfig) -> torch.Tensor:
+    """1 for plain summing; else the batch median score, so each modality is in its own units."""
+    if config.fusion == "sum" or scores.numel() == 0:
+        return torch.ones((), device=scores.device)
+    return scores.median().clamp_min(1e-12)
+
+
+def _maps_2d(tables, features, grid, size, config):
     n = features[0].shape[0]
     patch = torch.zeros((n, features[0].shape[1]), device=features[0].device)
     for table in tables:
         if table.cumsum_2d is not None:
-            patch[table.indices] = msm.interval_average(table.cumsum_2d, x_percent)
-    maps = upsample_maps(patch.view(n, *grid), size)
+            patch[table.indices] = msm.interval_average(table.cumsum_2d, config.x_percent)
+    maps = upsample_maps(patch.view(n, *grid), size) / _fusion_scale(patch, config)
     return maps, salient_features(_penultimate(features), patch)
 
 
@@ -47,7 +54,9 @@ def _maps_3d(tables, features, clouds, size, config):
             scores = msm.interval_average(table.cumsum_3d, config.x_percent)
             rows.update({index: scores[k] for k, index in enumerate(table.indices_3d)})
     row_of = {index: row for row, index in enumerate(i for i, c in enumerate(clouds) if c)}
+    scale = _fusion_scale(torch.stack(list(rows.values())) if rows else maps, config)
     for index, group_scores in rows.items():
+        group_scores = group_scores / scale
         cloud = clouds[index]
         maps[index], point_scores = points_to_map(
             group_scores, *cloud.interpolation, cloud.pixel_index, (size, size)
@@ -79,7 +88,7 @@ def rescore_tables(
     parts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     points: list[PointScores | None] = [None] * len(samples)
     if "2d" in modality:
-        parts["2d"] = _maps_2d(tables, features_2d, grid_2d, size, config.x_percent)
+        parts["2d"] = _maps_2d(tables, features_2d, grid_2d, size, config)
     if "3d" in modality:
         maps_3d, salient_3d, points = _maps_3d(tables, features_3d, clouds, size, config)
         parts["3d"] = (maps_3d, salient_3d)

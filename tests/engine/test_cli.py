@@ -88,3 +88,20 @@ def test_backbones_lists_the_registry(capsys) -> None:
     assert main(["backbones"]) == 0
     out = capsys.readouterr().out
     assert "dino_vitb8" in out and "efficientnet_lite0" in out
+
+
+def test_xyz_data_is_scored_in_2d_plus_3d_with_per_modality_metrics(tmp_path: Path) -> None:
+    data = write_synthetic_dataset(tmp_path / "data", n_good=6, n_per_defect=1, with_xyz=True,
+                                   defects=("dent", "scratch"))  # fmt: skip
+    out = tmp_path / "out"
+    args = ["score", str(data), "--out", str(out), "--backbone", "efficientnet_lite0",
+            "--backbone-3d", "fpfh"]  # fmt: skip
+    assert main(args) == 0
+    document = json.loads((out / "results.json").read_text())
+    assert document["modality"] == "2d+3d" and document["backbone_3d"]["name"] == "fpfh"
+    assert document["cae_used"] is False
+    for key in ("metrics", "metrics_2d", "metrics_3d"):
+        assert set(document[key]) == METRIC_KEYS
+    with h5py.File(out / "maps.h5") as store:
+        xyz, score = store["points/dent_000/xyz"], store["points/dent_000/score"]
+        assert xyz.shape == (score.shape[0], 3) and score.shape[0] > 1000
