@@ -49,6 +49,8 @@ _FIELDS = {
     "aggregate 2D": {"r_list"},
     "group 3D": {"k_iter", "c_thr", "ipg_variant"},
     "extract 3D": {"backbone_3d", "weights_3d", "bn_stats", "r_list"},
+    "score 2D": {"subsets", "seed", "modality", "cae"},
+    "score 3D": {"subsets", "seed", "modality", "cae"},
     "score": {"subsets", "seed", "modality", "cae"},
 }  # fmt: skip
 # stage -> the stages whose output it consumes
@@ -58,7 +60,10 @@ _INPUTS = {
     "aggregate 2D": {"extract 2D"},
     "group 3D": {"load 3D"},
     "extract 3D": {"group 3D"},
-    "score": {"aggregate 2D", "extract 3D"},
+    # without CAE the modalities are scored apart, so a 3D-only change keeps the 2D tables
+    "score 2D": {"aggregate 2D"},
+    "score 3D": {"extract 3D"},
+    "score": {"aggregate 2D", "extract 3D", "score 2D", "score 3D"},
 }
 
 
@@ -209,10 +214,20 @@ class InspectionSession:
                     self.timings,
                 ),
             )
-        if "score" not in self._cache:
+        if "score" not in self._cache and (self.uses_cae or not (use_2d and use_3d)):
             self._cache["score"] = yield from self._timed(
                 "mutual scoring", self._score(use_2d, use_3d)
             )
+        elif "score" not in self._cache:
+            for flag in ("2D", "3D"):
+                if f"score {flag}" not in self._cache:
+                    self._cache[f"score {flag}"] = yield from self._timed(
+                        f"mutual scoring {flag}", self._score(flag == "2D", flag == "3D")
+                    )
+            self._cache["score"] = [
+                SubsetTable(two.indices, three.indices_3d, two.cumsum_2d, three.cumsum_3d)
+                for two, three in zip(self._cache["score 2D"], self._cache["score 3D"], strict=True)
+            ]
         return self.rescore()
 
     def update(self, config: MuscConfig) -> list[str]:
@@ -238,6 +253,8 @@ class InspectionSession:
         for stage in stale:
             self._cache.pop(stage, None)
         relevant = [s for s in _FIELDS if s in stale]
+        if self.modality != "2d+3d" or self.uses_cae:  # the per-modality split is not used
+            relevant = [s for s in relevant if s not in ("score 2D", "score 3D")]
         if "3d" not in self.modality:
             relevant = [s for s in relevant if not s.endswith("3D")]
         if "2d" not in self.modality:

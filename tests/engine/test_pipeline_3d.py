@@ -61,11 +61,13 @@ def test_changing_c_thr_regroups_without_reloading_or_re_extracting_2d(dents) ->
     session, _ = dents
     loaded = session._cache["load 3D"]
     tokens = session._cache["extract 2D"]
+    tables_2d = session._cache["score 2D"]
     assert session.update(session.config.replace(c_thr=0.05, k_iter=40)) == [
-        "group 3D", "extract 3D", "score",
+        "group 3D", "extract 3D", "score 3D", "score",
     ]  # fmt: skip
     result = run_to_completion(session.run())
     assert session._cache["load 3D"] is loaded and session._cache["extract 2D"] is tokens
+    assert session._cache["score 2D"] is tables_2d  # without CAE the 2D tables are kept
     assert result.config.c_thr == 0.05
     session.update(CONFIG)
     run_to_completion(session.run())
