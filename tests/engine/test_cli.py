@@ -105,3 +105,12 @@ def test_xyz_data_is_scored_in_2d_plus_3d_with_per_modality_metrics(tmp_path: Pa
     with h5py.File(out / "maps.h5") as store:
         xyz, score = store["points/dent_000/xyz"], store["points/dent_000/score"]
         assert xyz.shape == (score.shape[0], 3) and score.shape[0] > 1000
+
+
+def test_demo_scores_the_bundled_line_in_2d_plus_3d(tmp_path: Path) -> None:
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert document["modality"] == "2d+3d" and len(document["samples"]) == 27
+    # fusion beats each modality alone on the line's mix of RGB-only and 3D-only defects
+    fused = document["metrics"]["image_auroc"]
+    assert fused > document["metrics_2d"]["image_auroc"] and fused > 0.75
