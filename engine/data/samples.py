@@ -43,7 +43,7 @@ class DatasetIndex:
 
     Attributes:
         root: The folder the user pointed at (or one category inside it).
-        layout: ``"mvtec3d"``, ``"mvtec_ad"`` or ``"folder"``.
+        layout: ``"mvtec3d"``, ``"mvtec_ad"``, ``"eyecandies"`` or ``"folder"``.
         category: Category name (folder name) for multi-category roots, else the folder name.
         samples: Usable samples, in sorted order.
         skipped: Files found but not usable.
