@@ -39,48 +39,8 @@ from engine.progress import CancelToken, Progress, run_to_completion  # noqa: F4
 from engine.rescoring import rescore_tables
 from engine.results import ScoreResult
 from engine.scoring import SubsetTable, mutual_scores
+from engine.stages import STAGE_FIELDS, SUBSTAGES, downstream
 from engine.subsets import split_subsets
-
-# stage -> the config fields it depends on directly
-_FIELDS = {
-    "load 3D": {"remove_background", "num_groups", "group_size", "eval_size", "device"},
-    "extract 2D": {"backbone", "weights", "image_size", "layers", "device",
-                   "black_rgb_background"},
-    "aggregate 2D": {"r_list"},
-    "group 3D": {"k_iter", "c_thr", "ipg_variant"},
-    "extract 3D": {"backbone_3d", "weights_3d", "bn_stats", "r_list"},
-    "score 2D": {"subsets", "seed", "modality", "cae"},
-    "score 3D": {"subsets", "seed", "modality", "cae"},
-    "score": {"subsets", "seed", "modality", "cae"},
-}  # fmt: skip
-# stage -> the stages whose output it consumes
-_INPUTS = {
-    "load 3D": set(),
-    "extract 2D": {"load 3D"},  # the foreground masks, when the RGB background is blacked
-    "aggregate 2D": {"extract 2D"},
-    "group 3D": {"load 3D"},
-    "extract 3D": {"group 3D"},
-    # without CAE the modalities are scored apart, so a 3D-only change keeps the 2D tables
-    "score 2D": {"aggregate 2D"},
-    "score 3D": {"extract 3D"},
-    "score": {"aggregate 2D", "extract 3D", "score 2D", "score 3D"},
-}
-
-
-# sub-stage timings recorded by the branches, reset whenever their stage runs again
-_SUBSTAGES = {
-    "load 3D": ("3D read + background removal", "3D FPS + KNN + curvature"),
-    "extract 3D": ("3D backbone", "3D SNAMD"),
-}
-
-
-def _downstream(stages: set[str]) -> set[str]:
-    result = set(stages)
-    while True:
-        more = {s for s, inputs in _INPUTS.items() if inputs & result} - result
-        if not more:
-            return result
-        result |= more
 
 
 class InspectionSession:
@@ -241,18 +201,19 @@ class InspectionSession:
             for f in fields(MuscConfig)
             if getattr(config, f.name) != getattr(self.config, f.name)
         }
-        direct = {stage for stage, names in _FIELDS.items() if names & changed}
+        direct = {stage for stage, names in STAGE_FIELDS.items() if names & changed}
         if "black_rgb_background" in changed or "remove_background" in changed:
             direct.add("extract 2D")
-        stale = _downstream(direct)
+        stale = downstream(direct)
         self.config = config
-        if stale & {"extract 2D"} and changed & _FIELDS["extract 2D"] - {"black_rgb_background"}:
+        rebuild_2d = STAGE_FIELDS["extract 2D"] - {"black_rgb_background"}
+        if "extract 2D" in stale and changed & rebuild_2d:
             self._backbone = None
         if "extract 3D" in stale and changed & {"backbone_3d", "weights_3d", "bn_stats", "device"}:
             self._backbone_3d = None
         for stage in stale:
             self._cache.pop(stage, None)
-        relevant = [s for s in _FIELDS if s in stale]
+        relevant = [s for s in STAGE_FIELDS if s in stale]
         if self.modality != "2d+3d" or self.uses_cae:  # the per-modality split is not used
             relevant = [s for s in relevant if s not in ("score 2D", "score 3D")]
         if "3d" not in self.modality:
@@ -307,7 +268,7 @@ class InspectionSession:
     def _timed(
         self, stage: str, steps: Generator[Progress, None, object]
     ) -> Generator[Progress, None, object]:
-        for key in _SUBSTAGES.get(stage, ()):
+        for key in SUBSTAGES.get(stage, ()):
             self.timings.pop(key, None)  # sub-stage times accumulate per run of their stage
         started = time.perf_counter()
         try:
