@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 TORCH_PINS=("torch==2.14.1" "torchvision==0.29.1")
-APT_PACKAGES=(libusb-1.0-0)  # Debian packages the wheels need at run time (open3d)
+# Debian packages the wheels need at run time: open3d (libusb), Qt on X11 and the OpenGL 3D view
+# (mesa, xcb plugins) and a virtual screen for the GUI tests (xvfb).
+APT_PACKAGES=(libusb-1.0-0 libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4
+              libxcb-keysyms1 xvfb)
 
 install_apt_packages() {
   local missing=()
@@ -46,6 +49,8 @@ case "${1:-demo}" in
     ;;
   test)
     shift || true
+    # Qt widgets render offscreen; the OpenGL 3D view tests start their own Xvfb
+    export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
     exec .venv/bin/python -m pytest -q -ra "$@"
     ;;
   *)

@@ -1,0 +1,1 @@
+"""Side panels bound to the AppState: ranked list, parameters, summary, metrics."""
