@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up MuSc Inspector in ./.venv (idempotent, quick when already done) and run one job:
-#   bash bootstrap.sh demo   -> score the bundled synthetic product line into out/demo
+#   bash bootstrap.sh demo   -> open the desktop app on the bundled synthetic line (headless: CLI)
 #   bash bootstrap.sh test   -> run the test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -45,6 +45,11 @@ install_python_packages
 case "${1:-demo}" in
   demo)
     shift || true
+    if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+      # the desktop app on the bundled synthetic line (RGB + XYZ), scored in the background
+      exec .venv/bin/musc-gui --demo out/demo "$@"
+    fi
+    echo "bootstrap: no display found; scoring the demo with the command line instead" >&2
     exec .venv/bin/musc demo --out out/demo "$@"
     ;;
   test)

@@ -144,14 +144,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the bundled synthetic product line and score it."""
-    from engine.data.synthetic import DEFECT_TYPES, DEFECT_TYPES_3D, write_synthetic_dataset
+    from engine.demo import write_demo_dataset
 
     out_root = ensure_writable(args.out)
-    # RGB defects plus dents and bumps that only the XYZ maps show
-    data_dir = write_synthetic_dataset(
-        out_root / "synthetic_line", n_per_defect=3, seed=args.seed, with_xyz=True,
-        defects=DEFECT_TYPES + DEFECT_TYPES_3D,
-    )  # fmt: skip
+    data_dir = write_demo_dataset(out_root, seed=args.seed)
     _say(f"demo data: synthetic product line written to {data_dir}")
     args.dataset, args.out = str(data_dir), str(out_root / "results")
     return cmd_score(args)

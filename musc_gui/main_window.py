@@ -38,6 +38,7 @@ from engine.thresholds import suggested_threshold
 from musc_gui.panels.parameters import ParameterPanel
 from musc_gui.panels.ranked_list import RankedListPanel
 from musc_gui.panels.summary import SummaryPanel
+from musc_gui.report_actions import install_export_action
 from musc_gui.state import AppState
 from musc_gui.worker import EngineRunner, error_message, rescore_now, update_and_run
 
@@ -166,9 +167,10 @@ class MainWindow(QMainWindow):
         self.rerun_action.setEnabled(False)
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
-        file_menu = self.menuBar().addMenu("&File")
+        file_menu = self.file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.open_action)
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self.export_action = install_export_action(self, file_menu)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         run_menu = self.menuBar().addMenu("&Run")
@@ -179,7 +181,7 @@ class MainWindow(QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("Main")
-        for action in (self.open_action, self.rerun_action, self.cancel_action):
+        for action in (self.open_action, self.rerun_action, self.cancel_action, self.export_action):
             toolbar.addAction(action)
         self._fill_recent()
 
