@@ -31,6 +31,11 @@ class Tokens2D:
         """(h, w) of the token grid."""
         return int(self.layers[0].shape[1]), int(self.layers[0].shape[2])
 
+    @property
+    def stripped(self) -> bool:
+        """Whether the channels were dropped (a cached session's grid-only copy)."""
+        return bool(self.layers) and int(self.layers[0].shape[-1]) == 0
+
 
 def extract_2d(
     samples: list[Sample],

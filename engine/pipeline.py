@@ -29,7 +29,7 @@ from engine.backbones import (
     create_backbone,
     create_point_backbone,
 )
-from engine.backbones.base import Backbone2D, Backbone3D
+from engine.backbones.base import Backbone2D, Backbone3D, BackboneInfo, PointBackboneInfo
 from engine.cae import patch_of_pixel
 from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex, Sample, SkippedFile
@@ -40,7 +40,7 @@ from engine.rescoring import rescore_tables
 from engine.results import ScoreResult
 from engine.scoring import SubsetTable, mutual_scores
 from engine.stages import STAGE_FIELDS, SUBSTAGES, downstream
-from engine.subsets import split_subsets
+from engine.subsets import check_count, split_subsets
 
 
 class InspectionSession:
@@ -71,6 +71,9 @@ class InspectionSession:
         self.backbone_3d_reason = ""
         self._backbone = backbone
         self._backbone_3d = backbone_3d
+        # infos of backbones not built in this process (a session restored by engine.cache)
+        self.backbone_info: BackboneInfo | None = None
+        self.backbone_3d_info: PointBackboneInfo | None = None
         self._cache: dict[str, object] = {}
         self._samples: list[Sample] = []
         self.result: ScoreResult | None = None
@@ -151,7 +154,8 @@ class InspectionSession:
                     candidates, self.config, device, self.skipped, self.warnings, self.timings
                 ),
             )
-        if use_2d and "extract 2D" not in self._cache:
+        tokens = self._cache.get("extract 2D")
+        if use_2d and (tokens is None or tokens.stripped and "aggregate 2D" not in self._cache):
             self._cache["extract 2D"] = yield from self._timed("extract 2D", self._extract_2d())
         if use_2d and "aggregate 2D" not in self._cache:
             tokens = self._cache["extract 2D"]
@@ -208,9 +212,9 @@ class InspectionSession:
         self.config = config
         rebuild_2d = STAGE_FIELDS["extract 2D"] - {"black_rgb_background"}
         if "extract 2D" in stale and changed & rebuild_2d:
-            self._backbone = None
+            self._backbone, self.backbone_info = None, None
         if "extract 3D" in stale and changed & {"backbone_3d", "weights_3d", "bn_stats", "device"}:
-            self._backbone_3d = None
+            self._backbone_3d, self.backbone_3d_info = None, None
         for stage in stale:
             self._cache.pop(stage, None)
         relevant = [s for s in STAGE_FIELDS if s in stale]
@@ -255,8 +259,8 @@ class InspectionSession:
             features_2d=self._cache.get("aggregate 2D"),
             features_3d=self._cache.get("extract 3D"),
             clouds=self._clouds_of_samples(),
-            backbone=self._backbone.info if self._backbone else None,
-            backbone_3d=self._backbone_3d.info if self._backbone_3d else None,
+            backbone=self._backbone.info if self._backbone else self.backbone_info,
+            backbone_3d=self._backbone_3d.info if self._backbone_3d else self.backbone_3d_info,
             timings=self.timings,
         )
         self.timings["rescore"] = time.perf_counter() - started
@@ -307,7 +311,7 @@ class InspectionSession:
             loaded = self._cache["load 3D"]
             samples = [s for s in self.dataset.samples if s.name in loaded]
             total = sum(s.xyz_path is not None for s in self.dataset.samples)
-        self._check_count(len(samples), total)
+        check_count(self.dataset.root, len(samples), total, self.warnings)
         if use_2d and use_3d:
             missing = [s.name for s in samples if s.name not in self._cache["load 3D"]]
             if missing:
@@ -318,19 +322,6 @@ class InspectionSession:
                     "subsets."
                 )
         return samples
-
-    def _check_count(self, usable: int, total: int) -> None:
-        if usable < 2:
-            raise InvalidInputError(
-                f"{self.dataset.root}: only {usable} of {total} samples could be read; mutual "
-                "scoring compares samples with each other and needs at least 2. Add samples or "
-                "fix the files listed as skipped."
-            )
-        if usable < 5 and not any("below 5" in w for w in self.warnings):
-            self.warnings.append(
-                f"only {usable} samples: the interval average degenerates below 5 samples, "
-                "so scores are unreliable; add more parts from the same line."
-            )
 
     def _ensure_backbone(self) -> Backbone2D:
         if self._backbone is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+from engine.errors import InvalidInputError
+
 
 def split_subsets(num_samples: int, subsets: int, seed: int = 42) -> list[list[int]]:
     """Seeded, interleaved split of sample indices into ``subsets`` groups.
@@ -27,3 +29,18 @@ def split_subsets(num_samples: int, subsets: int, seed: int = 42) -> list[list[i
     order = list(range(num_samples))
     random.Random(seed).shuffle(order)
     return [sorted(order[t::groups]) for t in range(groups)]
+
+
+def check_count(root: object, usable: int, total: int, warnings: list[str]) -> None:
+    """Raise when fewer than 2 samples are usable; warn (once) below 5."""
+    if usable < 2:
+        raise InvalidInputError(
+            f"{root}: only {usable} of {total} samples could be read; mutual "
+            "scoring compares samples with each other and needs at least 2. Add samples or "
+            "fix the files listed as skipped."
+        )
+    if usable < 5 and not any("below 5" in w for w in warnings):
+        warnings.append(
+            f"only {usable} samples: the interval average degenerates below 5 samples, "
+            "so scores are unreliable; add more parts from the same line."
+        )

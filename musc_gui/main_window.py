@@ -39,6 +39,7 @@ from musc_gui.panels.parameters import ParameterPanel
 from musc_gui.panels.ranked_list import RankedListPanel
 from musc_gui.panels.summary import SummaryPanel
 from musc_gui.report_actions import install_export_action
+from musc_gui.session_cache import restore_cached, run_and_save
 from musc_gui.state import AppState
 from musc_gui.worker import EngineRunner, error_message, rescore_now, update_and_run
 
@@ -227,15 +228,17 @@ class MainWindow(QMainWindow):
         self.state.set_dataset(dataset)
         self._remember(Path(folder))
         self.setWindowTitle(f"MuSc Inspector — {dataset.category}")
-        self.start_run(self._first_run_steps(self.session))
+        if not restore_cached(self, dataset):
+            self.start_run(self._first_run_steps(self.session))
         return True
 
     def _first_run_steps(self, session: InspectionSession) -> Callable:
         def steps():
+            key = session.config  # the cache key: backbones possibly still on "auto"
             yield Progress(BACKBONE_STAGE, 0, 1, "choosing backbones")
             lines = session.choose_backbones()  # may probe the network: not in the GUI thread
             yield Progress(BACKBONE_STAGE, 1, 1, "\n".join(lines))
-            return (yield from session.run())
+            return (yield from run_and_save(session, key))
 
         return steps
 

@@ -24,3 +24,10 @@ def scored_line(tmp_path_factory):
     config = MuscConfig(backbone="efficientnet_lite0", backbone_3d="fpfh", num_groups=256)
     session = InspectionSession(discover_dataset(root), config)
     return session, run_to_completion(session.run())
+
+
+@pytest.fixture(autouse=True)
+def session_cache_dir(tmp_path, monkeypatch):
+    """Every GUI test gets its own empty session cache (no hits across tests, no ~/.cache)."""
+    monkeypatch.setenv("MUSC_CACHE_DIR", str(tmp_path / "musc-cache"))
+    return tmp_path / "musc-cache"

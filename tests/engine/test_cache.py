@@ -1,0 +1,128 @@
+"""The on-disk session cache: hits restore a scored session, changes give misses."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from engine import branch2d, cache
+from engine.cache import cache_path, fingerprint, load_session, save_session
+from engine.config import MuscConfig
+from engine.data.discover import discover_dataset
+from engine.data.synthetic import DEFECT_TYPES, DEFECT_TYPES_3D, write_synthetic_dataset
+from engine.pipeline import InspectionSession
+from engine.progress import run_to_completion
+
+CONFIG = MuscConfig(backbone="efficientnet_lite0", backbone_3d="fpfh", num_groups=256)
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cache") / "line"
+    write_synthetic_dataset(root, n_good=6, n_per_defect=1, seed=4, with_xyz=True,
+                            defects=DEFECT_TYPES + DEFECT_TYPES_3D)  # fmt: skip
+    return root
+
+
+@pytest.fixture(scope="module")
+def scored(line):
+    session = InspectionSession(discover_dataset(line), CONFIG)
+    return session, run_to_completion(session.run())
+
+
+@pytest.fixture(autouse=True)
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSC_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _assert_same(a, b):
+    np.testing.assert_allclose(a.image_scores, b.image_scores, atol=1e-6)
+    for index in range(len(a.samples)):
+        np.testing.assert_allclose(a.anomaly_map(index), b.anomaly_map(index), atol=1e-6)
+
+
+def test_save_load_rescore_is_identical_without_backbones(scored, line, monkeypatch):
+    session, result = scored
+    started = time.perf_counter()
+    path = save_session(session)
+    saved_s = time.perf_counter() - started
+    assert path == cache_path(session.dataset, CONFIG) and path.is_file()
+    assert path.parent.parent == cache.cache_dir().parent
+
+    calls = []
+    monkeypatch.setattr(branch2d, "extract_2d", lambda *a, **k: calls.append(1))
+    started = time.perf_counter()
+    restored = load_session(discover_dataset(line), CONFIG)
+    again = restored.rescore()
+    loaded_s = time.perf_counter() - started
+    assert restored.backbone is None and restored.backbone_3d is None
+    assert [s.name for s in again.samples] == [s.name for s in result.samples]
+    _assert_same(result, again)
+    assert again.backbone == result.backbone and again.backbone_3d == result.backbone_3d
+    assert run_to_completion(restored.run()) is not None  # nothing to recompute
+    assert calls == [] and restored.backbone is None
+    print(f"\nsynthetic N={len(result.samples)}: save {saved_s * 1000:.0f} ms, "
+          f"load+rescore {loaded_s * 1000:.0f} ms, {path.stat().st_size / 1e6:.2f} MB")  # fmt: skip
+
+
+def test_cheap_change_hits_and_expensive_change_or_touched_file_misses(scored, line):
+    session, _ = scored
+    save_session(session)
+    dataset = discover_dataset(line)
+    hit = load_session(dataset, CONFIG.replace(x_percent=20.0, device="cpu"))
+    assert hit is not None and hit.config.x_percent == 20.0
+    assert load_session(dataset, CONFIG.replace(num_groups=128)) is None
+    assert load_session(dataset, CONFIG.replace(backbone="resnet18")) is None
+    assert fingerprint(dataset, CONFIG) != fingerprint(dataset, CONFIG.replace(c_thr=0.02))
+
+    touched = dataset.samples[0].rgb_path
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    try:
+        assert load_session(discover_dataset(line), CONFIG) is None
+    finally:
+        os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert load_session(discover_dataset(line), CONFIG) is not None
+
+
+def test_corrupt_or_missing_file_is_a_miss(scored, line):
+    session, _ = scored
+    dataset = discover_dataset(line)
+    assert load_session(dataset, CONFIG) is None  # nothing saved yet
+    path = save_session(session)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert load_session(dataset, CONFIG) is None
+    path.write_bytes(b"not hdf5")
+    assert load_session(dataset, CONFIG) is None
+
+
+def test_regroup_after_load_reuses_2d_features(scored, line, monkeypatch):
+    session, result = scored
+    save_session(session)
+    restored = load_session(discover_dataset(line), CONFIG)
+    tokens, features = restored._cache["extract 2D"], restored._cache["aggregate 2D"]
+    clouds = restored._cache["load 3D"]
+    monkeypatch.setattr(branch2d, "extract_2d", lambda *a, **k: pytest.fail("re-read images"))
+    stale = restored.update(restored.config.replace(c_thr=0.05))
+    assert "group 3D" in stale and "extract 2D" not in stale
+    regrouped = run_to_completion(restored.run())
+    assert restored._cache["extract 2D"] is tokens and restored._cache["aggregate 2D"] is features
+    assert restored._cache["load 3D"] is clouds
+    assert restored.backbone is None and restored.backbone_3d is not None  # fpfh was needed
+    assert len(regrouped.samples) == len(result.samples)
+
+
+def test_big_tokens_are_stripped_and_reextracted_for_r_list(scored, line, monkeypatch):
+    session, result = scored
+    monkeypatch.setattr(cache, "TOKENS_LIMIT_BYTES", 0)
+    save_session(session)
+    restored = load_session(discover_dataset(line), CONFIG)
+    assert restored._cache["extract 2D"].stripped
+    _assert_same(result, restored.rescore())  # grid and image sizes are kept
+    restored.update(restored.config.replace(r_list=(1, 3)))
+    run_to_completion(restored.run())
+    assert not restored._cache["extract 2D"].stripped and restored.backbone is not None
