@@ -39,9 +39,9 @@ from musc_gui.panels.parameters import ParameterPanel
 from musc_gui.panels.ranked_list import RankedListPanel
 from musc_gui.panels.summary import SummaryPanel
 from musc_gui.report_actions import install_export_action
-from musc_gui.session_cache import restore_cached, run_and_save
+from musc_gui.session_cache import restore_cached, run_and_save, update_run_and_save
 from musc_gui.state import AppState
-from musc_gui.worker import EngineRunner, error_message, rescore_now, update_and_run
+from musc_gui.worker import EngineRunner, error_message, rescore_now
 
 MAX_RECENT = 8
 BACKBONE_STAGE = "choose backbones"
@@ -316,7 +316,7 @@ class MainWindow(QMainWindow):
         """Switch to ``config`` and recompute only the stages it invalidates."""
         self.state.set_config(config)
         if self.session is not None:
-            self.start_run(update_and_run(self.session, config))
+            self.start_run(update_run_and_save(self.session, config))
 
     def live_rescore(self, changes: dict[str, Any]) -> None:
         """Re-score from cached tables now (GUI thread: milliseconds); deferred during a run."""

@@ -41,6 +41,16 @@ def restore_cached(window: Any, dataset: DatasetIndex) -> bool:
     return True
 
 
+def update_run_and_save(session: Any, config: MuscConfig):
+    """A steps factory for Apply: switch to ``config``, rerun the stale stages, cache the result."""
+
+    def steps() -> Generator[Any, None, Any]:
+        session.update(config)
+        return (yield from run_and_save(session, config))
+
+    return steps
+
+
 def run_and_save(session: Any, config: MuscConfig) -> Generator[Any, None, Any]:
     """``session.run()``, then save the session keyed by ``config`` (the one it was opened with).
 

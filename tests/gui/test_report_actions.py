@@ -74,3 +74,35 @@ def test_demo_flag_writes_and_opens_the_bundled_line(monkeypatch, qtbot, tmp_pat
     qtbot.addWidget(window)
     assert opened == [tmp_path / "synthetic_line"]
     assert len(list((tmp_path / "synthetic_line" / "test").glob("*/xyz/*.tiff"))) == 27
+
+
+def test_report_embeds_a_3d_snapshot_per_failing_part(qtbot, scored_line, tmp_path: Path):
+    from PySide6.QtGui import QColor, QImage
+
+    from musc_gui.report_actions import capture_3d_snapshots
+
+    window = _window_with_result(qtbot, scored_line)
+    shown = []
+
+    class _FakeGL:  # stands in for the OpenGL widget, which needs a real display
+        def grabFramebuffer(self):  # noqa: N802 - Qt's name
+            shown.append(window.state.current)
+            image = QImage(8, 8, QImage.Format.Format_RGB32)
+            image.fill(QColor("orange"))
+            return image
+
+    class _FakeCloudView:
+        gl_view = _FakeGL()
+
+    window.optional_views["3D"] = _FakeCloudView()
+    window.state.set_current(0)
+    snapshots = capture_3d_snapshots(window)
+    result = scored_line[1]
+    failing = [i for i in result.ranking() if result.image_scores[i] >= window.state.threshold]
+    with_points = [result.samples[i].name for i in failing if result.points[i] is not None]
+    assert sorted(snapshots) == sorted(with_points) and shown
+    assert all(png.startswith(b"\x89PNG") for png in snapshots.values())
+    assert window.state.current == 0  # the selection is restored
+    written = export_to(window, tmp_path / "report")
+    html = next(p for p in written if p.suffix == ".html").read_text()
+    assert html.count("data:image/png;base64") >= 3 * len(with_points)
