@@ -192,6 +192,9 @@ class InspectionSession:
                 SubsetTable(two.indices, three.indices_3d, two.cumsum_2d, three.cumsum_3d)
                 for two, three in zip(self._cache["score 2D"], self._cache["score 3D"], strict=True)
             ]
+        # a stage that runs again (after update) reports the same files and notes again
+        self.skipped = list(dict.fromkeys(self.skipped))
+        self.warnings = list(dict.fromkeys(self.warnings))
         return self.rescore()
 
     def update(self, config: MuscConfig) -> list[str]:

@@ -85,6 +85,11 @@ def test_a_bad_xyz_map_falls_back_to_2d(tmp_path: Path) -> None:
     assert any("scored in 2D only" in w for w in session.warnings)
     assert result.points[result.names.index("good_002")] is None
     assert np.isfinite(result.image_scores).all()
+    # re-running the 3D stages reports the bad file and the fallback once, not once per run
+    session.update(CONFIG.replace(num_groups=128))
+    run_to_completion(session.run())
+    assert [s.path for s in session.skipped].count(broken) == 1
+    assert sum("scored in 2D only" in w for w in session.warnings) == 1
 
 
 def test_3d_only_needs_xyz(tmp_path: Path) -> None:
