@@ -24,8 +24,8 @@ from bench.common import CABLE_GLAND, dataset_of_size, peak_rss_mib, print_table
 def run_one(args: argparse.Namespace) -> dict:
     """Score N samples once, then re-score with a new X % and k (the child process)."""
     from engine.config import MuscConfig
-    from engine.pipeline import InspectionSession
     from engine.progress import run_to_completion
+    from engine.session.session import InspectionSession
 
     with tempfile.TemporaryDirectory() as scratch:
         dataset = dataset_of_size(args.data, args.n, Path(scratch))
@@ -44,7 +44,7 @@ def run_one(args: argparse.Namespace) -> dict:
             rescore.append(time.perf_counter() - t0)
     return {
         "n": args.n,
-        "stages": {k: v for k, v in session.timings.items() if k != "rescore"},
+        "stages": {k: v for k, v in session.timings.items() if k != "read-out"},
         "total": total,
         "rescore_s": {"rescore (new X%, k)": min(rescore)},
         "peak_rss_mib": peak_rss_mib(),

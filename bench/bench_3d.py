@@ -24,8 +24,8 @@ from bench.common import CABLE_GLAND, dataset_of_size, peak_rss_mib, print_table
 def run_one(args: argparse.Namespace) -> dict:
     """Score N samples once, then re-score; report stage timings (the child process)."""
     from engine.config import MuscConfig
-    from engine.pipeline import InspectionSession
     from engine.progress import run_to_completion
+    from engine.session.session import InspectionSession
 
     with tempfile.TemporaryDirectory() as scratch:
         dataset = dataset_of_size(args.data, args.n, Path(scratch), with_xyz=True)
@@ -37,8 +37,8 @@ def run_one(args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         run_to_completion(session.run())
         total = time.perf_counter() - started
-        stages = {k: v for k, v in session.timings.items() if k != "rescore"}
-        stages["rescore (interpolation, blur, RsCon)"] = session.timings["rescore"]
+        stages = {k: v for k, v in session.timings.items() if k != "read-out"}
+        stages["rescore (interpolation, blur, RsCon)"] = session.timings["read-out"]
         t0 = time.perf_counter()
         session.rescore(x_percent=20.0)
         x_time = time.perf_counter() - t0

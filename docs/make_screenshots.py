@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from engine.demo import write_demo_dataset  # noqa: E402
+from engine.data.demo import write_demo_dataset  # noqa: E402
 from musc_gui.main_window import MainWindow  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "screenshots"

@@ -14,11 +14,11 @@ from engine.config import DEVICES, MODALITIES, MuscConfig
 from engine.data.discover import discover_datasets
 from engine.data.samples import DatasetIndex
 from engine.errors import MuscError
-from engine.evaluation import evaluate_all
-from engine.export import ensure_writable, write_outputs
-from engine.pipeline import InspectionSession
+from engine.evaluation.evaluate import evaluate_all
+from engine.outputs.export import ensure_writable, write_outputs
 from engine.progress import Progress
-from engine.results import ScoreResult
+from engine.session.results import ScoreResult
+from engine.session.session import InspectionSession
 
 
 def _say(message: str) -> None:
@@ -144,7 +144,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate the bundled synthetic product line and score it."""
-    from engine.demo import write_demo_dataset
+    from engine.data.demo import write_demo_dataset
 
     out_root = ensure_writable(args.out)
     data_dir = write_demo_dataset(out_root, seed=args.seed)
@@ -181,10 +181,18 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="black out the RGB background found in 3D (reference preprocessing)",
     )
-    parser.add_argument("--fusion", choices=("sum", "scaled"), default=defaults.fusion,
-                        help="how 2D and 3D maps are added (see README)")
-    parser.add_argument("--cae", choices=("auto", "on", "off"), default="auto",
-                        help="cross-modal enhancement (auto: on with point_mae, off with fpfh)")
+    parser.add_argument(
+        "--fusion",
+        choices=("sum", "scaled"),
+        default=defaults.fusion,
+        help="how 2D and 3D maps are added (see README)",
+    )
+    parser.add_argument(
+        "--cae",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="cross-modal enhancement (auto: on with point_mae, off with fpfh)",
+    )
     parser.add_argument(
         "--x-percent",
         type=float,

@@ -1,10 +1,8 @@
 """The one frozen dataclass of MuSc-V2 hyperparameters.
 
-Each field carries metadata the GUI can build its parameter panel from:
-``title`` (label), ``range`` (slider bounds, when numeric), and ``cost``:
-``"cheap"`` (re-scored from cached distances in well under a second),
-``"rescore"`` (re-runs mutual scoring on cached features), ``"regroup"`` (re-runs the 3D point
-grouping and what depends on it) or ``"reextract"`` (re-runs feature extraction).
+Each field carries metadata the GUI builds its parameter panel from: ``title`` (label) and
+``range`` (slider bounds, when numeric). What a change of each field recomputes is declared once,
+in :mod:`engine.session.stages`; docs/method.md lists every parameter.
 """
 
 from __future__ import annotations
@@ -21,8 +19,8 @@ BN_STATS = ("sample", "running")
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def _meta(title: str, cost: str, value_range: tuple[float, float] | None = None) -> dict[str, Any]:
-    return {"title": title, "cost": cost, "range": value_range}
+def _meta(title: str, value_range: tuple[float, float] | None = None) -> dict[str, Any]:
+    return {"title": title, "range": value_range}
 
 
 @dataclass(frozen=True)
@@ -30,68 +28,64 @@ class MuscConfig:
     """Hyperparameters of one scoring run. Defaults follow the paper (spec Part A / B)."""
 
     # Which data the method looks at; "auto" = 2d+3d when the samples have XYZ maps, else 2d.
-    modality: str = field(default="auto", metadata=_meta("Modality", "rescore"))
+    modality: str = field(default="auto", metadata=_meta("Modality"))
     # Backbone registry name; None picks the paper's dino_vitb8 when its weights can be had,
     # else the best offline backbone (see engine.backbones.choose_default_backbone).
-    backbone: str | None = field(default=None, metadata=_meta("2D backbone", "reextract"))
+    backbone: str | None = field(default=None, metadata=_meta("2D backbone"))
     # Explicit weights file for the backbone; None resolves package -> cache -> download.
-    weights: str | None = field(default=None, metadata=_meta("Weights file", "reextract"))
+    weights: str | None = field(default=None, metadata=_meta("Weights file"))
     # Square input side in pixels; None uses the backbone's own default.
-    image_size: int | None = field(
-        default=None, metadata=_meta("Image size", "reextract", (64, 1024))
-    )
+    image_size: int | None = field(default=None, metadata=_meta("Image size", (64, 1024)))
     # Backbone layers to score (0-based block indices or stage names); None = backbone default.
-    layers: tuple[int, ...] | None = field(default=None, metadata=_meta("Layers", "reextract"))
+    layers: tuple[int, ...] | None = field(default=None, metadata=_meta("Layers"))
     # 3D backbone registry name; None picks point_mae when its weights can be had, else fpfh.
-    backbone_3d: str | None = field(default=None, metadata=_meta("3D backbone", "reextract"))
+    backbone_3d: str | None = field(default=None, metadata=_meta("3D backbone"))
     # Explicit weights file for the 3D backbone.
-    weights_3d: str | None = field(default=None, metadata=_meta("3D weights file", "reextract"))
+    weights_3d: str | None = field(default=None, metadata=_meta("3D weights file"))
     # Point-transformer BatchNorm statistics: "sample" (reference behaviour) or "running".
-    bn_stats: str = field(default="sample", metadata=_meta("BatchNorm statistics", "reextract"))
+    bn_stats: str = field(default="sample", metadata=_meta("BatchNorm statistics"))
     # Remove the background plane and small clusters from XYZ maps (B §1.1).
-    remove_background: bool = field(default=True, metadata=_meta("Remove background", "reextract"))
+    remove_background: bool = field(default=True, metadata=_meta("Remove background"))
     # Also black out the RGB background, as the reference preprocessing does on MVTec 3D-AD.
-    black_rgb_background: bool = field(
-        default=False, metadata=_meta("Black RGB background", "reextract")
-    )
+    black_rgb_background: bool = field(default=False, metadata=_meta("Black RGB background"))
     # Number of 3D point groups G (FPS centres) and points per group K_P.
-    num_groups: int = field(default=1024, metadata=_meta("3D groups", "reextract", (16, 4096)))
-    group_size: int = field(default=128, metadata=_meta("Points per group", "reextract", (8, 512)))
+    num_groups: int = field(default=1024, metadata=_meta("3D groups", (16, 4096)))
+    group_size: int = field(default=128, metadata=_meta("Points per group", (8, 512)))
     # IPG: points added per expansion step (K_iter) and curvature threshold C_thr (Part A §3).
-    k_iter: int = field(default=80, metadata=_meta("K_iter", "regroup", (1, 512)))
-    c_thr: float = field(default=0.01, metadata=_meta("C_thr", "regroup", (0.0, 0.34)))
+    k_iter: int = field(default=80, metadata=_meta("K_iter", (1, 512)))
+    c_thr: float = field(default=0.01, metadata=_meta("C_thr", (0.0, 0.34)))
     # "paper" = iterative min-distance expansion; "reference" = the official one-step variant.
-    ipg_variant: str = field(default="paper", metadata=_meta("IPG variant", "regroup"))
+    ipg_variant: str = field(default="paper", metadata=_meta("IPG variant"))
     # Cross-modal anomaly enhancement between 2D and 3D scores (B §5.2). None = automatic: on
     # with the paper's point_mae, off with fpfh, whose weak image-level 3D scores it spreads
     # into 2D (cable_gland dev, 2D+3D image AUROC 73.3 without CAE, 66.3 with it).
-    cae: bool | None = field(default=None, metadata=_meta("Cross-modal enhancement", "rescore"))
+    cae: bool | None = field(default=None, metadata=_meta("Cross-modal enhancement"))
     # How 2D and 3D maps are fused: "sum" adds them as they are (the reference, B §6.3);
     # "scaled" first divides each modality by the median of its patch/group scores over the batch,
     # for data whose 3D distances are tiny next to 2D ones (the synthetic line: fused image AUROC
     # 0.18 -> 1.0). On cable_gland dev "sum" is better (image AUROC 73.3 vs 63.5), so it is default.
-    fusion: str = field(default="sum", metadata=_meta("Fusion", "cheap"))
+    fusion: str = field(default="sum", metadata=_meta("Fusion"))
     # Gaussian blur of the 3D map, in pixels of the map grid (Part A §7).
-    blur_sigma: float = field(default=4.0, metadata=_meta("3D blur sigma", "cheap", (0.0, 16.0)))
+    blur_sigma: float = field(default=4.0, metadata=_meta("3D blur sigma", (0.0, 16.0)))
     # SNAMD aggregation degrees r (r x r neighbourhoods); spec B §4.1.
-    r_list: tuple[int, ...] = field(default=(1, 3, 5), metadata=_meta("Degrees r", "rescore"))
+    r_list: tuple[int, ...] = field(default=(1, 3, 5), metadata=_meta("Degrees r"))
     # Interval average keeps the lowest X% of the N-1 reference scores (Part A §6).
-    x_percent: float = field(default=30.0, metadata=_meta("X %", "cheap", (1.0, 100.0)))
+    x_percent: float = field(default=30.0, metadata=_meta("X %", (1.0, 100.0)))
     # RsCon neighbourhood window k; final score = mean of k=1 and k=window (Part A §8).
-    rscon_window: int = field(default=7, metadata=_meta("RsCon window k", "cheap", (1, 50)))
+    rscon_window: int = field(default=7, metadata=_meta("RsCon window k", (1, 50)))
     # Number of subsets g scored independently (B §9); 1 = all samples together.
-    subsets: int = field(default=1, metadata=_meta("Subsets g", "rescore", (1, 16)))
+    subsets: int = field(default=1, metadata=_meta("Subsets g", (1, 16)))
     # Compute device: "auto" picks CUDA when present.
-    device: str = field(default="auto", metadata=_meta("Device", "rescore"))
+    device: str = field(default="auto", metadata=_meta("Device"))
     # Seed for the subset split; everything else is deterministic.
-    seed: int = field(default=42, metadata=_meta("Seed", "rescore"))
+    seed: int = field(default=42, metadata=_meta("Seed"))
     # Images per backbone forward pass.
-    batch_size: int = field(default=8, metadata=_meta("Batch size", "reextract", (1, 64)))
+    batch_size: int = field(default=8, metadata=_meta("Batch size", (1, 64)))
     # Upper bound for one mutual-scoring similarity block, in MiB (bounds peak memory).
-    chunk_mib: int = field(default=64, metadata=_meta("MSM chunk (MiB)", "rescore", (4, 4096)))
+    chunk_mib: int = field(default=64, metadata=_meta("MSM chunk (MiB)", (4, 4096)))
     # Side of the square grid on which the 3D branch runs, maps are fused and pixel metrics are
     # evaluated (reference: 224).
-    eval_size: int = field(default=224, metadata=_meta("Map size", "reextract", (64, 1024)))
+    eval_size: int = field(default=224, metadata=_meta("Map size", (64, 1024)))
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -142,5 +136,5 @@ class MuscConfig:
 
     @staticmethod
     def field_info() -> dict[str, dict[str, Any]]:
-        """Metadata of each field (title, cost, range) for building a parameter panel."""
+        """Metadata of each field (title, range) for building a parameter panel."""
         return {f.name: dict(f.metadata) for f in fields(MuscConfig)}

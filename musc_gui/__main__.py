@@ -22,7 +22,7 @@ def build_window(argv: list[str]) -> MainWindow:
     window = MainWindow()
     window.show()
     if args.demo:
-        from engine.demo import write_demo_dataset
+        from engine.data.demo import write_demo_dataset
 
         window.open_folder(write_demo_dataset(args.demo))
     elif args.folder:

@@ -1,6 +1,7 @@
 """Exporting the defect report from the GUI: the PDF (rendered by Qt) and the whole folder.
 
-The engine writes HTML/CSV/JSON/masks/PLY (``engine.report``); only the PDF needs Qt, so it is
+The engine writes HTML/CSV/JSON/masks/PLY (``engine.outputs.report``); only the PDF needs Qt,
+so it is
 rendered here from the same HTML. Images are registered as document resources rather than
 inlined as data URIs, which ``QTextDocument`` does not load.
 """
@@ -14,9 +15,10 @@ from PySide6.QtCore import QByteArray, QMarginsF, QUrl
 from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from engine.evaluation import evaluate_all
-from engine.export import atomic_path
-from engine.report import (
+from engine.evaluation.evaluate import evaluate_all
+from engine.evaluation.thresholds import pixel_threshold
+from engine.outputs.export import atomic_path
+from engine.outputs.report import (
     ReportData,
     ReportExistsError,
     build_report,
@@ -24,7 +26,6 @@ from engine.report import (
     report_targets,
     write_report,
 )
-from engine.thresholds import pixel_threshold
 from musc_gui.state import AppState
 
 PDF_NAME = "report.pdf"

@@ -31,10 +31,11 @@ from engine.config import MuscConfig
 from engine.data.discover import discover_datasets
 from engine.data.samples import DatasetIndex
 from engine.errors import MuscError
-from engine.pipeline import InspectionSession
+from engine.evaluation.thresholds import suggested_threshold
 from engine.progress import Progress
-from engine.results import ScoreResult
-from engine.thresholds import suggested_threshold
+from engine.session.results import ScoreResult
+from engine.session.session import InspectionSession
+from engine.session.stages import Stage
 from musc_gui.panels.parameters import ParameterPanel
 from musc_gui.panels.ranked_list import RankedListPanel
 from musc_gui.panels.summary import SummaryPanel
@@ -365,7 +366,7 @@ class MainWindow(QMainWindow):
         if self.state.current < 0 and len(result.samples):
             self.state.set_current(int(result.ranking()[0]))
         self.summary.set_session_info(self._notes, session.skipped, session.warnings)
-        seconds = sum(v for k, v in result.timings.items() if k != "rescore")
+        seconds = sum(v for k, v in result.timings.items() if k != Stage.READ_OUT)
         self.statusBar().showMessage(
             f"Scored {len(result.samples)} parts ({result.modality}) in {seconds:.1f} s", 10000
         )

@@ -1,4 +1,4 @@
-"""The GUI side of the on-disk session cache (:mod:`engine.cache`).
+"""The GUI side of the on-disk session cache (:mod:`engine.session.cache`).
 
 Opening a folder first tries the cache: on a hit the result shows at once (no background run);
 on a miss the first run saves its session at the end, in the worker thread (a small synthetic
@@ -12,9 +12,9 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from engine.cache import load_session, save_session
 from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex
+from engine.session.cache import load_session, save_session
 
 log = logging.getLogger(__name__)
 

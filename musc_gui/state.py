@@ -1,7 +1,7 @@
 """The application state shared by all views: one QObject with past-tense signals.
 
 Views hold no compute: they read this state, render it, and write user choices back into it.
-Results reach widgets as numpy arrays (``engine.results.ScoreResult`` holds only numpy).
+Results reach widgets as numpy arrays (``engine.session.results.ScoreResult`` holds only numpy).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex
-from engine.results import ScoreResult
+from engine.session.results import ScoreResult
 
 
 class AppState(QObject):

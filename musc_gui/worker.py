@@ -20,7 +20,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.config import MuscConfig
 from engine.errors import CancelledError, MuscError
 from engine.progress import CancelToken, Progress
 
@@ -174,16 +173,6 @@ class EngineRunner(QObject):
         if worker is not None:
             worker.deleteLater()
         self.finished.emit()
-
-
-def update_and_run(session: Any, config: MuscConfig) -> StepsFactory:
-    """A steps factory that switches ``session`` to ``config`` and reruns the stale stages."""
-
-    def steps() -> Generator[Progress, None, Any]:
-        session.update(config)
-        return (yield from session.run())
-
-    return steps
 
 
 def rescore_now(session: Any, changes: dict[str, Any]) -> tuple[Any, float]:

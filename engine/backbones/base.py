@@ -70,7 +70,8 @@ class Backbone3D(ABC):
     """A frozen per-group feature extractor for a point cloud.
 
     Input is one sample's foreground cloud, normalised to the unit ball, already split into
-    groups (see ``engine.pointcloud``); output is one feature vector per group for each layer.
+    groups (see ``engine.method.point_groups``); output is one feature vector per group for each
+    layer.
     """
 
     info: PointBackboneInfo

@@ -42,30 +42,40 @@ class VitVariant:
 # its native 336 (24x24). Layers: 4th, 8th and last block of 12 (spec B §2), 8th/16th/24th of 24.
 VARIANTS: tuple[VitVariant, ...] = (
     VitVariant(
-        "dino_vitb8", "vit_base_patch8_224.dino",
+        "dino_vitb8",
+        "vit_base_patch8_224.dino",
         "DINO ViT-B/8, the paper's default (timm vit_base_patch8_224.dino, ~350 MB download)",
-        224, (3, 7, 11),
+        224,
+        (3, 7, 11),
     ),
     VitVariant(
-        "dino_vits8", "vit_small_patch8_224.dino",
+        "dino_vits8",
+        "vit_small_patch8_224.dino",
         "DINO ViT-S/8 (timm vit_small_patch8_224.dino, ~90 MB download)",
-        224, (3, 7, 11),
+        224,
+        (3, 7, 11),
     ),
     VitVariant(
-        "dinov2_vits14", "vit_small_patch14_dinov2.lvd142m",
+        "dinov2_vits14",
+        "vit_small_patch14_dinov2.lvd142m",
         "DINOv2 ViT-S/14 (timm vit_small_patch14_dinov2.lvd142m, ~90 MB download)",
-        392, (3, 7, 11),
+        392,
+        (3, 7, 11),
     ),
     VitVariant(
-        "dinov2_vitb14", "vit_base_patch14_dinov2.lvd142m",
+        "dinov2_vitb14",
+        "vit_base_patch14_dinov2.lvd142m",
         "DINOv2 ViT-B/14 (timm vit_base_patch14_dinov2.lvd142m, ~350 MB download)",
-        392, (3, 7, 11),
+        392,
+        (3, 7, 11),
     ),
     VitVariant(
-        "clip_vitl14_336", "vit_large_patch14_clip_336.openai",
+        "clip_vitl14_336",
+        "vit_large_patch14_clip_336.openai",
         "CLIP ViT-L/14 at 336 px, the paper's 2D-only tables (timm "
         "vit_large_patch14_clip_336.openai, ~1.2 GB download)",
-        336, (7, 15, 23),
+        336,
+        (7, 15, 23),
     ),
 )
 

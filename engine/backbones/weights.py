@@ -20,9 +20,7 @@ from engine.errors import InvalidInputError, WeightsUnavailableError
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "MUSC_CACHE_DIR"
-OFFLINE_HINT = (
-    "use --backbone efficientnet_lite0 (installs offline) or --weights /path/to/file"
-)
+OFFLINE_HINT = "use --backbone efficientnet_lite0 (installs offline) or --weights /path/to/file"
 
 
 @dataclass(frozen=True)
@@ -183,7 +181,9 @@ def resolve_weights(
         raise _unavailable(spec, target, "it has no download URL and is not cached", offline_hint)
     if not download:
         raise _unavailable(
-            spec, target, f"it is not cached and downloading is disabled (URL {spec.url})",
+            spec,
+            target,
+            f"it is not cached and downloading is disabled (URL {spec.url})",
             offline_hint,
         )
     _download(spec, target, progress, offline_hint)

@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
 )
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from engine.evaluation import evaluate_all
-from engine.results import ScoreResult
-from engine.thresholds import suggested_threshold
+from engine.evaluation.evaluate import evaluate_all
+from engine.evaluation.thresholds import suggested_threshold
+from engine.session.results import ScoreResult
 from musc_gui.state import AppState
 
 METRIC_ROWS = (

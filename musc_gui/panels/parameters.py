@@ -1,9 +1,9 @@
-"""Parameter panel built from ``MuscConfig.field_info()`` (titles, ranges and costs).
+"""Parameter panel built from ``MuscConfig.field_info()`` (titles, ranges) and the stage spec.
 
-Cheap fields (interval X%, RsCon window, 3D blur, fusion) re-score from cached distance tables
-in milliseconds, so they emit :attr:`ParameterPanel.cheap_changed` on every slider tick. Every
-other field invalidates cached stages; those are marked with their cost and applied together
-with the Apply button (:attr:`ParameterPanel.apply_requested`).
+The group and marker of each field come from :func:`engine.session.stages.field_cost`. Live
+fields (interval X%, RsCon window, 3D blur, fusion) are read out from cached distance tables in
+milliseconds, so they emit :attr:`ParameterPanel.cheap_changed` on every slider tick. Every
+other field is applied together with the Apply button (:attr:`ParameterPanel.apply_requested`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
 from engine import backbones
 from engine.config import BN_STATS, DEVICES, FUSIONS, IPG_VARIANTS, MODALITIES, MuscConfig
 from engine.errors import InvalidInputError
-from engine.results import ScoreResult
+from engine.session.results import ScoreResult
+from engine.session.stages import Cost, field_cost
 from musc_gui.state import AppState
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -43,11 +44,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "bn_stats": BN_STATS,
     "device": DEVICES,
 }
-COSTS = {  # cost -> (group title, marker, tooltip)
-    "cheap": ("Live re-score", "", "re-scores instantly from cached distances"),
-    "rescore": ("Re-score (Apply)", "◐", "re-runs mutual scoring on cached features"),
-    "regroup": ("3D grouping (Apply)", "◑", "re-groups 3D points (and re-extracts 3D features)"),
-    "reextract": ("Features (Apply)", "●", "re-extracts features (the slowest change)"),
+COSTS = {  # presentation of each cost level: (group title, marker, tooltip)
+    Cost.LIVE: ("Live re-score", "", "re-scores instantly from cached distances"),
+    Cost.RESCORE: ("Re-score (Apply)", "◐", "re-runs mutual scoring on cached features"),
+    Cost.REGROUP: ("3D grouping (Apply)", "◑", "re-groups 3D points (and re-extracts 3D features)"),
+    Cost.REEXTRACT: ("Features (Apply)", "●", "re-extracts features (the slowest change)"),
+    Cost.NONE: ("Run settings (Apply)", "○", "changes how stages run; recomputes nothing"),
 }
 SLIDER_STEPS = 1000
 AUTO = "auto"
@@ -208,13 +210,14 @@ class ParameterPanel(QWidget):
         for f in fields(MuscConfig):
             meta = info[f.name]
             editor = FieldEditor(f.name, meta, getattr(state.config, f.name))
-            title, marker, tip = COSTS[meta["cost"]]
+            cost = field_cost(f.name)
+            _, marker, tip = COSTS[cost]
             label = QLabel(f"{marker} {meta['title']}".strip())
             for widget in (label, editor):
                 widget.setToolTip(f"{meta['title']} ({f.name}): {tip}")
-            groups[meta["cost"]].addRow(label, editor)
+            groups[cost].addRow(label, editor)
             self.editors[f.name] = editor
-            if meta["cost"] == "cheap":
+            if cost is Cost.LIVE:
                 editor.changed.connect(lambda name=f.name: self._cheap_edited(name))
             else:
                 editor.changed.connect(self._expensive_edited)
@@ -336,7 +339,7 @@ class ParameterPanel(QWidget):
             "DINO ViT-B/8 weights",
             "",
             "Weights (*.pth *.pt *.bin *.safetensors);;All files (*)",
-        )  # noqa: E501
+        )
         if path:
             self.editors["backbone"].set_value(backbones.PAPER_DEFAULT)
             self.editors["weights"].set_value(path)

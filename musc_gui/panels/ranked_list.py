@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.results import ScoreResult
+from engine.session.results import ScoreResult
 from musc_gui.state import AppState
 
 COLUMNS = ("Rank", "Image", "Name", "Score", "Type", "Verdict")

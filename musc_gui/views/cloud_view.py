@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from engine.data.readers import read_rgb
 from engine.errors import InvalidInputError
-from engine.results import PointScores
+from engine.session.results import PointScores
 from musc_gui.state import AppState
 from musc_gui.views.image_view import COLORMAPS
 

@@ -8,13 +8,13 @@ import time
 import numpy as np
 import pytest
 
-from engine import branch2d, cache
-from engine.cache import cache_path, fingerprint, load_session, save_session
 from engine.config import MuscConfig
 from engine.data.discover import discover_dataset
 from engine.data.synthetic import DEFECT_TYPES, DEFECT_TYPES_3D, write_synthetic_dataset
-from engine.pipeline import InspectionSession
 from engine.progress import run_to_completion
+from engine.session import branch_2d, cache
+from engine.session.cache import cache_path, fingerprint, load_session, save_session
+from engine.session.session import InspectionSession
 
 CONFIG = MuscConfig(backbone="efficientnet_lite0", backbone_3d="fpfh", num_groups=256)
 
@@ -54,7 +54,7 @@ def test_save_load_rescore_is_identical_without_backbones(scored, line, monkeypa
     assert path.parent.parent == cache.cache_dir().parent
 
     calls = []
-    monkeypatch.setattr(branch2d, "extract_2d", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(branch_2d, "extract_2d", lambda *a, **k: calls.append(1))
     started = time.perf_counter()
     restored = load_session(discover_dataset(line), CONFIG)
     again = restored.rescore()
@@ -106,7 +106,7 @@ def test_regroup_after_load_reuses_2d_features(scored, line, monkeypatch):
     restored = load_session(discover_dataset(line), CONFIG)
     tokens, features = restored._cache["extract 2D"], restored._cache["aggregate 2D"]
     clouds = restored._cache["load 3D"]
-    monkeypatch.setattr(branch2d, "extract_2d", lambda *a, **k: pytest.fail("re-read images"))
+    monkeypatch.setattr(branch_2d, "extract_2d", lambda *a, **k: pytest.fail("re-read images"))
     stale = restored.update(restored.config.replace(c_thr=0.05))
     assert "group 3D" in stale and "extract 2D" not in stale
     regrouped = run_to_completion(restored.run())

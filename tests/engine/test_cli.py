@@ -45,7 +45,7 @@ def test_results_json_has_config_backbone_timings_and_metrics(scored: Path) -> N
     assert document["config"]["x_percent"] == 30.0 and document["config"]["rscon_window"] == 7
     assert document["backbone"]["name"] == "efficientnet_lite0"
     assert "package" in document["backbone"]["weights_source"]
-    assert {"extract 2D", "mutual scoring", "rescore"} <= set(document["timings_s"])
+    assert {"extract 2D", "mutual scoring 2D", "read-out"} <= set(document["timings_s"])
     assert set(document["metrics"]) == METRIC_KEYS
     assert all(0.0 <= v <= 1.0 for v in document["metrics"].values())
     assert document["metrics"]["image_auroc"] > 0.8

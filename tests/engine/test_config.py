@@ -29,8 +29,8 @@ def test_invalid_values_are_rejected_with_the_field_name(change: dict, message: 
         MuscConfig(**change)
 
 
-def test_field_info_marks_cheap_parameters() -> None:
+def test_field_info_has_titles_and_slider_ranges() -> None:
     info = MuscConfig.field_info()
-    assert info["x_percent"]["cost"] == "cheap" and info["x_percent"]["range"] == (1.0, 100.0)
-    assert info["backbone"]["cost"] == "reextract"
+    assert info["x_percent"] == {"title": "X %", "range": (1.0, 100.0)}
+    assert info["backbone"]["range"] is None
     assert MuscConfig().replace(x_percent=20).to_dict()["r_list"] == [1, 3, 5]

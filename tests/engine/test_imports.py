@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_engine_imports_without_qt() -> None:
     code = (
-        "import sys, engine, engine.cli, engine.pipeline, engine.export, engine.metrics\n"
+        "import sys, engine, engine.cli, engine.session.session, engine.outputs.export\n"
+        "import engine.evaluation.metrics\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph')]\n"
         "print(','.join(bad))\n"
     )

@@ -1,4 +1,4 @@
-"""Tests of engine.metrics: hand-checked values and slow reference implementations."""
+"""Tests of engine.evaluation.metrics: hand-checked values and slow reference implementations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from skimage import measure
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
 from engine.errors import InvalidInputError
-from engine.metrics import (
+from engine.evaluation.metrics import (
     compute_metrics,
     image_metrics,
     pixel_metrics,

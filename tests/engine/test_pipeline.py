@@ -11,8 +11,8 @@ from PIL import Image
 from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex, Sample
 from engine.errors import CancelledError, InvalidInputError
-from engine.pipeline import InspectionSession
 from engine.progress import run_to_completion
+from engine.session.session import InspectionSession
 from tests.engine.fakes import PixelPatchBackbone
 
 
@@ -43,7 +43,7 @@ def test_defective_parts_rank_first_and_rescore_reuses_features(tmp_path: Path) 
     assert lower.config.x_percent == 10
     assert not np.allclose(lower.max_scores, result.max_scores)
     assert session.update(MuscConfig(batch_size=4, x_percent=50)) == []
-    assert session.update(MuscConfig(batch_size=4, r_list=(1, 3))) == ["aggregate 2D", "score"]
+    assert session.update(MuscConfig(batch_size=4, r_list=(1, 3))) == ["aggregate 2D", "mutual scoring 2D"]
     run_to_completion(session.run())
     assert backbone.calls == calls
     anomaly_map = result.anomaly_map(9)

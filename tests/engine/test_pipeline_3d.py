@@ -11,9 +11,9 @@ from engine.config import MuscConfig
 from engine.data.discover import discover_dataset
 from engine.data.synthetic import DEFECT_TYPES_3D, write_synthetic_dataset
 from engine.errors import InvalidInputError
-from engine.evaluation import evaluate_all
-from engine.pipeline import InspectionSession
+from engine.evaluation.evaluate import evaluate_all
 from engine.progress import run_to_completion
+from engine.session.session import InspectionSession
 
 CONFIG = MuscConfig(backbone="efficientnet_lite0", backbone_3d="fpfh", num_groups=256)
 
@@ -61,13 +61,13 @@ def test_changing_c_thr_regroups_without_reloading_or_re_extracting_2d(dents) ->
     session, _ = dents
     loaded = session._cache["load 3D"]
     tokens = session._cache["extract 2D"]
-    tables_2d = session._cache["score 2D"]
+    tables_2d = session._cache["mutual scoring 2D"]
     assert session.update(session.config.replace(c_thr=0.05, k_iter=40)) == [
-        "group 3D", "extract 3D", "score 3D", "score",
+        "group 3D", "extract 3D", "mutual scoring 3D",
     ]  # fmt: skip
     result = run_to_completion(session.run())
     assert session._cache["load 3D"] is loaded and session._cache["extract 2D"] is tokens
-    assert session._cache["score 2D"] is tables_2d  # without CAE the 2D tables are kept
+    assert session._cache["mutual scoring 2D"] is tables_2d  # without CAE the 2D tables are kept
     assert result.config.c_thr == 0.05
     session.update(CONFIG)
     run_to_completion(session.run())

@@ -1,4 +1,4 @@
-"""Tests of engine.pointcloud: normalisation, FPS, KNN, curvature and IPG (spec B §3, A §3)."""
+"""Tests of engine.method.point_groups: normalisation, FPS, KNN, curvature and IPG."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.errors import InvalidInputError
-from engine.pointcloud import (
+from engine.method.point_groups import (
     curvature,
     farthest_point_sample,
     group_points,
@@ -256,7 +256,7 @@ def test_memory_blocks_do_not_change_results(variant: str, monkeypatch) -> None:
     want = regroup(basis, pts, k_iter=10, c_thr=0.0, variant=variant).groups
     want_knn = knn(basis.centers, pts, 50)
     # 1000 elements: one member per distance block and a few queries per KNN chunk.
-    monkeypatch.setattr("engine.pointcloud._BLOCK_ELEMS", 1000)
+    monkeypatch.setattr("engine.method.point_groups._BLOCK_ELEMS", 1000)
     assert torch.equal(regroup(basis, pts, k_iter=10, c_thr=0.0, variant=variant).groups, want)
     got_knn = knn(basis.centers, pts, 50)
     assert torch.equal(got_knn[0], want_knn[0]) and torch.equal(got_knn[1], want_knn[1])

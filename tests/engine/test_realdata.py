@@ -14,9 +14,9 @@ import pytest
 
 from engine.config import MuscConfig
 from engine.data.discover import discover_dataset
-from engine.evaluation import evaluate, evaluate_all
-from engine.pipeline import InspectionSession
+from engine.evaluation.evaluate import evaluate, evaluate_all
 from engine.progress import run_to_completion
+from engine.session.session import InspectionSession
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mvtec3d"
 

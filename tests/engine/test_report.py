@@ -20,7 +20,7 @@ from engine.config import MuscConfig
 from engine.data.discover import discover_dataset
 from engine.data.readers import read_mask
 from engine.data.synthetic import write_synthetic_dataset
-from engine.report import (
+from engine.outputs.report import (
     ReportExistsError,
     build_report,
     pixel_areas_mm2,
@@ -31,7 +31,7 @@ from engine.report import (
     write_ply,
     write_report,
 )
-from engine.results import PointScores, ScoreResult
+from engine.session.results import PointScores, ScoreResult
 
 S = 32
 

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from engine import msm
-from engine.maps import image_scores_from_maps, upsample_maps
+from engine.method import mutual_scoring
+from engine.method.maps import image_scores_from_maps, upsample_maps
+from engine.method.rscon import propagate, rscon, salient_features
+from engine.method.snamd import snamd_2d, sw_pool_2d
+from engine.method.subsets import split_subsets
 from engine.progress import run_to_completion
-from engine.rscon import propagate, rscon, salient_features
-from engine.snamd import snamd_2d, sw_pool_2d
-from engine.subsets import split_subsets
 
 
 def test_swpooling_toy_grid_matches_hand_computation() -> None:
@@ -51,7 +51,9 @@ def _angles_to_features(angles: list[list[float]]) -> torch.Tensor:
 def test_patch_to_sample_distance_is_the_nearest_chord() -> None:
     # three samples with two unit-vector patches each; distance = 2 sin(delta / 2)
     features = _angles_to_features([[0.0, 1.0], [0.1, 2.0], [1.5, 3.0]])
-    distances = msm.drop_self(run_to_completion(msm.patch_to_sample_distances(features, 1)))
+    distances = mutual_scoring.drop_self(
+        run_to_completion(mutual_scoring.patch_to_sample_distances(features, 1))
+    )
     chord = lambda d: 2 * math.sin(abs(d) / 2)  # noqa: E731
     assert distances.shape == (3, 2, 2)
     assert distances[0, 0, 0].item() == pytest.approx(chord(0.1), abs=1e-5)  # 0.0 vs 0.1
@@ -63,20 +65,24 @@ def test_patch_to_sample_distance_is_the_nearest_chord() -> None:
 def test_tiled_distances_equal_brute_force(chunk_mib: int) -> None:
     torch.manual_seed(0)
     features = torch.nn.functional.normalize(torch.randn(9, 300, 16), dim=-1)
-    tiled = run_to_completion(msm.patch_to_sample_distances(features, chunk_mib))
+    tiled = run_to_completion(mutual_scoring.patch_to_sample_distances(features, chunk_mib))
     exact = torch.cdist(features.double().flatten(0, 1), features.double().flatten(0, 1))
     exact = exact.view(9, 300, 9, 300).amin(-1)
-    assert msm.tile_size(300, chunk_mib, 9) < 9 or chunk_mib == 64
-    assert torch.allclose(msm.drop_self(tiled).double(), msm.drop_self(exact), atol=1e-5)
+    assert mutual_scoring.tile_size(300, chunk_mib, 9) < 9 or chunk_mib == 64
+    assert torch.allclose(
+        mutual_scoring.drop_self(tiled).double(), mutual_scoring.drop_self(exact), atol=1e-5
+    )
 
 
 def test_interval_average_on_known_lists() -> None:
-    cumsum = msm.sorted_cumsum(torch.tensor([[[5.0, 1.0, 3.0, 2.0, 4.0]]]))
-    assert msm.interval_average(cumsum, 40.0).item() == pytest.approx(1.5)  # k = 2
-    assert msm.interval_average(cumsum, 30.0).item() == pytest.approx(1.0)  # k = floor(1.5)
-    assert msm.interval_average(cumsum, 100.0).item() == pytest.approx(3.0)
-    assert msm.interval_average(cumsum, 1.0).item() == pytest.approx(1.0)  # k >= 1
-    assert msm.interval_count(30.0, 52) == 15
+    cumsum = mutual_scoring.sorted_cumsum(torch.tensor([[[5.0, 1.0, 3.0, 2.0, 4.0]]]))
+    assert mutual_scoring.interval_average(cumsum, 40.0).item() == pytest.approx(1.5)  # k = 2
+    assert mutual_scoring.interval_average(cumsum, 30.0).item() == pytest.approx(
+        1.0
+    )  # k = floor(1.5)
+    assert mutual_scoring.interval_average(cumsum, 100.0).item() == pytest.approx(3.0)
+    assert mutual_scoring.interval_average(cumsum, 1.0).item() == pytest.approx(1.0)  # k >= 1
+    assert mutual_scoring.interval_count(30.0, 52) == 15
 
 
 def test_rscon_on_a_four_sample_graph() -> None:

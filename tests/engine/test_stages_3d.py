@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine import cae, msm
-from engine.maps import gaussian_blur, interpolation_weights, points_to_map
+from engine.method import cae, mutual_scoring
+from engine.method.maps import gaussian_blur, interpolation_weights, points_to_map
+from engine.method.snamd import snamd_3d
 from engine.progress import run_to_completion
-from engine.snamd import snamd_3d
 
 
 def test_rank_transfer_keeps_target_order_with_source_values() -> None:
@@ -90,11 +90,15 @@ def test_snamd_3d_on_a_hand_example() -> None:
 def test_general_msm_equals_brute_force_for_unnormalised_features() -> None:
     torch.manual_seed(1)
     features = torch.randn(6, 300, 8) * torch.rand(6, 300, 1)  # norms vary, as 3D features do
-    tiled = run_to_completion(msm.patch_to_sample_distances(features, 1, unit_norm=False))
+    tiled = run_to_completion(
+        mutual_scoring.patch_to_sample_distances(features, 1, unit_norm=False)
+    )
     flat = features.double().flatten(0, 1)
     exact = torch.cdist(flat, flat).view(6, 300, 6, 300).amin(-1)
-    assert msm.tile_size(300, 1, 6) < 6
-    assert torch.allclose(msm.drop_self(tiled).double(), msm.drop_self(exact), atol=1e-4)
+    assert mutual_scoring.tile_size(300, 1, 6) < 6
+    assert torch.allclose(
+        mutual_scoring.drop_self(tiled).double(), mutual_scoring.drop_self(exact), atol=1e-4
+    )
 
 
 def test_interpolation_uses_inverse_squared_distances() -> None:

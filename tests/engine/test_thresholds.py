@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InvalidInputError
-from engine.thresholds import pixel_threshold, robust_cut, suggested_threshold
+from engine.evaluation.thresholds import pixel_threshold, robust_cut, suggested_threshold
 
 
 def test_robust_cut_by_hand():

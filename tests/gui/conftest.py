@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 from engine.config import MuscConfig  # noqa: E402
 from engine.data.discover import discover_dataset  # noqa: E402
 from engine.data.synthetic import DEFECT_TYPES, DEFECT_TYPES_3D, write_synthetic_dataset  # noqa: E402
-from engine.pipeline import InspectionSession  # noqa: E402
 from engine.progress import run_to_completion  # noqa: E402
+from engine.session.session import InspectionSession  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -190,7 +190,7 @@ def test_cloud_view_renders_and_links(scored_line, xvfb_display, tmp_path):
     if not lines and "could not load the Qt platform plugin" in run.stderr.lower():
         pytest.skip(f"Qt xcb platform unavailable: {run.stderr.strip()[-300:]}")
     assert lines, f"subprocess failed ({run.returncode}):\n{run.stderr[-3000:]}"
-    out = json.loads(lines[-1][len("RESULT"):])
+    out = json.loads(lines[-1][len("RESULT") :])
     assert out["message_without_sample"]
     assert out["has_points"] and out["n_colours"] == out["n_points"]
     assert out["drawn_fraction"] > 0.05, "the point cloud was not rendered"

@@ -50,8 +50,24 @@ def test_efficientnet_lite_real_weights(
 
 def test_efficientnet_lite0_block_table_and_defaults() -> None:
     table = block_strides("efficientnet_lite0")
-    assert [r.channels for r in table] == [16, 24, 24, 40, 40, 80, 80, 80, 112, 112, 112,
-                                           192, 192, 192, 192, 320]
+    assert [r.channels for r in table] == [
+        16,
+        24,
+        24,
+        40,
+        40,
+        80,
+        80,
+        80,
+        112,
+        112,
+        112,
+        192,
+        192,
+        192,
+        192,
+        320,
+    ]
     assert [r.stride for r in table] == [2, 4, 4, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32, 32, 32, 32]
     bb = create_backbone("efficientnet_lite0", "random")
     assert bb.info.layers == ("_blocks.4", "_blocks.10")

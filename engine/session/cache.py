@@ -4,8 +4,8 @@ Reopening a scored folder loads the cached stages instead of recomputing them, s
 shows in seconds and a parameter change only recomputes the stages it invalidates.
 
 * Key: :func:`fingerprint` = sha256 over every sample file's (relative path, size, mtime_ns)
-  and the config fields that affect a computed stage (cheap ones in :data:`CHEAP_FIELDS` are
-  left out; so are backbones left on "auto" beyond the word "auto"). A touched file or a changed
+  and the config fields a cached stage reads (:func:`engine.session.stages.key_fields`; backbones
+  left on "auto" count as the word "auto"). A touched file or a changed
   expensive field gives another key, i.e. a miss.
 * File: ``cache_dir() / <fingerprint>.h5`` (``$MUSC_CACHE_DIR/sessions``, default
   ``~/.cache/musc-inspector/sessions``), written atomically.
@@ -33,25 +33,21 @@ import numpy as np
 import torch
 
 from engine.backbones.base import BackboneInfo, PointBackboneInfo
-from engine.branch2d import Tokens2D
-from engine.branch3d import Cloud
 from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex, Sample, SkippedFile
-from engine.export import atomic_path
-from engine.pointcloud import GroupingBasis, PointGroups
-from engine.preprocess import resolve_device
-from engine.scoring import SubsetTable
+from engine.device import resolve_device
+from engine.method.point_groups import GroupingBasis, PointGroups
+from engine.outputs.export import atomic_path
+from engine.session.branch_2d import Tokens2D
+from engine.session.branch_3d import Cloud
+from engine.session.session import InspectionSession, SessionSnapshot
+from engine.session.stages import Stage, key_fields
+from engine.session.tables import SubsetTable
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-# fields that only change the cheap re-scoring (or nothing computed): not part of the key
-CHEAP_FIELDS = frozenset(
-    {"x_percent", "rscon_window", "blur_sigma", "fusion", "batch_size", "chunk_mib", "device"}
-)
+FORMAT_VERSION = 2  # 2: stages keyed by the stage spec's labels
 TOKENS_LIMIT_BYTES = 200 * 1024 * 1024
-STAGES = ("extract 2D", "aggregate 2D", "load 3D", "group 3D", "extract 3D",
-          "score 2D", "score 3D", "score")  # fmt: skip
 _CLASSES = {c.__name__: c for c in (Tokens2D, Cloud, GroupingBasis, PointGroups, SubsetTable,
                                     BackboneInfo, PointBackboneInfo)}  # fmt: skip
 
@@ -69,7 +65,7 @@ def fingerprint(dataset: DatasetIndex, config: MuscConfig) -> str:
             except ValueError:
                 name = str(Path(path).resolve())
             files.append((name, stat.st_size, stat.st_mtime_ns))
-    fields = {k: v for k, v in config.to_dict().items() if k not in CHEAP_FIELDS}
+    fields = {k: v for k, v in config.to_dict().items() if k in key_fields()}
     fields["backbone"] = config.backbone or "auto"
     fields["backbone_3d"] = config.backbone_3d or "auto"
     payload = json.dumps({"version": FORMAT_VERSION, "files": sorted(files), "config": fields},
@@ -172,7 +168,7 @@ def _stripped(tokens: Tokens2D) -> Tokens2D:
 # -- saving and loading -----------------------------------------------------------------------
 
 
-def save_session(session: Any, path: str | Path | None = None, *,
+def save_session(session: InspectionSession, path: str | Path | None = None, *,
                  config: MuscConfig | None = None) -> Path:  # fmt: skip
     """Write ``session``'s stage caches to ``path`` (default: its :func:`cache_path`).
 
@@ -188,25 +184,24 @@ def save_session(session: Any, path: str | Path | None = None, *,
     key_config = config or session.config
     target = Path(path) if path is not None else cache_path(session.dataset, key_config)
     target.parent.mkdir(parents=True, exist_ok=True)
-    stages = {k: v for k, v in session._cache.items() if k in STAGES}
-    tokens = stages.get("extract 2D")
+    snapshot = session.snapshot()
+    stages = dict(snapshot.stages)
+    tokens = stages.get(Stage.EXTRACT_2D)
     if tokens is not None:
         size = sum(layer.numel() * layer.element_size() for layer in tokens.layers)
         if size >= TOKENS_LIMIT_BYTES:
-            stages["extract 2D"] = _stripped(tokens)
-    infos = {"backbone": session._backbone.info if session._backbone else session.backbone_info,
-             "backbone_3d": session._backbone_3d.info if session._backbone_3d
-             else session.backbone_3d_info}  # fmt: skip
+            stages[Stage.EXTRACT_2D] = _stripped(tokens)
+    infos = {"backbone": snapshot.backbone_info, "backbone_3d": snapshot.backbone_3d_info}
     with atomic_path(target) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs.update({
                 "version": FORMAT_VERSION,
                 "fingerprint": fingerprint(session.dataset, key_config),
-                "config": json.dumps(session.config.to_dict()),
-                "samples": json.dumps([s.name for s in session._samples]),
-                "timings": json.dumps(session.timings),
-                "warnings": json.dumps(session.warnings),
-                "skipped": json.dumps([[str(s.path), s.reason] for s in session.skipped]),
+                "config": json.dumps(snapshot.config.to_dict()),
+                "samples": json.dumps(snapshot.sample_names),
+                "timings": json.dumps(snapshot.timings),
+                "warnings": json.dumps(snapshot.warnings),
+                "skipped": json.dumps([[str(s.path), s.reason] for s in snapshot.skipped]),
             })  # fmt: skip
             seen: dict[int, h5py.Dataset] = {}  # the session keeps every tensor alive
             _put(f, "stages", stages, seen)
@@ -215,15 +210,13 @@ def save_session(session: Any, path: str | Path | None = None, *,
 
 
 def load_session(dataset: DatasetIndex, config: MuscConfig,
-                 path: str | Path | None = None) -> Any | None:  # fmt: skip
+                 path: str | Path | None = None) -> InspectionSession | None:  # fmt: skip
     """The cached session of ``dataset`` with ``config``, or None on a miss.
 
     The session's stage caches, samples, backbone infos and timings are restored; backbones are
     not built (only a stage that needs one builds it), so :meth:`rescore` works at once and
     :meth:`run` recomputes only missing stages. Cheap fields come from ``config``.
     """
-    from engine.pipeline import InspectionSession  # the pipeline imports nothing from here
-
     try:
         key = fingerprint(dataset, config)
     except OSError:
@@ -237,20 +230,23 @@ def load_session(dataset: DatasetIndex, config: MuscConfig,
                 return None
             stored = json.loads(f.attrs["config"])
             stored = {k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()}
-            cheap = {k: getattr(config, k) for k in CHEAP_FIELDS}
-            resolved = MuscConfig(**{**stored, **cheap})
+            current = {k: v for k, v in dataclasses.asdict(config).items() if k not in key_fields()}
+            resolved = MuscConfig(**{**stored, **current})
             device = resolve_device(resolved.device)
             by_name = {s.name: s for s in dataset.samples}
             stages = _get(f["stages"], by_name, device)
             infos = _get(f["infos"], by_name, device)
-            session = InspectionSession(dataset, resolved)
-            session._cache.update(stages)
-            session._samples = [by_name[name] for name in json.loads(f.attrs["samples"])]
-            session.timings.update(json.loads(f.attrs["timings"]))
-            session.warnings = json.loads(f.attrs["warnings"])
-            session.skipped = [SkippedFile(Path(p), r) for p, r in json.loads(f.attrs["skipped"])]
-            session.backbone_info = infos["backbone"]
-            session.backbone_3d_info = infos["backbone_3d"]
+            snapshot = SessionSnapshot(
+                config=resolved,
+                stages={Stage(label): value for label, value in stages.items()},
+                sample_names=json.loads(f.attrs["samples"]),
+                timings=json.loads(f.attrs["timings"]),
+                warnings=json.loads(f.attrs["warnings"]),
+                skipped=[SkippedFile(Path(p), r) for p, r in json.loads(f.attrs["skipped"])],
+                backbone_info=infos["backbone"],
+                backbone_3d_info=infos["backbone_3d"],
+            )
+            session = InspectionSession.from_snapshot(dataset, snapshot)
     except Exception as error:  # noqa: BLE001 - a bad cache is a miss, never a crash
         log.warning("ignoring unreadable session cache %s: %s", target, error)
         return None

@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 from engine.data.readers import read_mask
-from engine.metrics import compute_metrics
-from engine.results import ScoreResult
+from engine.evaluation.metrics import compute_metrics
+from engine.session.results import ScoreResult
 
 
 def mask_at_size(mask: np.ndarray, size: int) -> np.ndarray:

@@ -1,28 +1,18 @@
-"""Staged MuSc-V2 run that keeps every intermediate result for fast re-scoring.
+"""The staged session: one dataset, one config, and the cached output of every stage.
 
-Stages (Part A §13) and the parameters each depends on:
-
-    load 3D       XYZ -> clean foreground clouds, FPS/KNN/curvature    remove_background, sizes
-    extract 2D    images -> backbone tokens                            backbone, image size, layers
-    aggregate 2D  SNAMD                                                r_list
-    group 3D      IPG                                                  k_iter, C_thr
-    extract 3D    point backbone + SNAMD-3D                            backbone_3d, r_list
-    score         mutual scoring (+ CAE) -> sorted distance tables     subsets, modality, cae
-    rescore       interval average, maps, RsCon                        X %, k, blur (cheap)
-
+Which stage reads which parameter, and so what :meth:`InspectionSession.update` drops, is
+declared once in :mod:`engine.session.stages`; docs/method.md, "Pipeline", shows the data flow.
 Each long stage is a generator of :class:`Progress` events; every event is a cancellation point.
-:meth:`InspectionSession.update` drops only the stages a changed parameter invalidates.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import torch
 
-from engine import branch2d, branch3d
 from engine.backbones import (
     choose_default_backbone,
     choose_default_point_backbone,
@@ -30,17 +20,32 @@ from engine.backbones import (
     create_point_backbone,
 )
 from engine.backbones.base import Backbone2D, Backbone3D, BackboneInfo, PointBackboneInfo
-from engine.cae import patch_of_pixel
 from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex, Sample, SkippedFile
+from engine.device import move_tensors, resolve_device
 from engine.errors import InvalidInputError, MuscError
-from engine.preprocess import resolve_device
-from engine.progress import CancelToken, Progress, run_to_completion  # noqa: F401 (re-export)
-from engine.rescoring import rescore_tables
-from engine.results import ScoreResult
-from engine.scoring import SubsetTable, mutual_scores
-from engine.stages import STAGE_FIELDS, SUBSTAGES, downstream
-from engine.subsets import check_count, split_subsets
+from engine.method.cae import patch_of_pixel
+from engine.method.subsets import check_count, split_subsets
+from engine.progress import CancelToken, Progress
+from engine.session import branch_2d, branch_3d
+from engine.session.readout import read_out
+from engine.session.results import ScoreResult
+from engine.session.stages import CACHED_STAGES, STAGES, Stage, model_fields, stale_stages
+from engine.session.tables import SubsetTable, mutual_scores
+
+
+@dataclass
+class SessionSnapshot:
+    """Everything a session computed, without backbones: what the session cache stores."""
+
+    config: MuscConfig
+    stages: dict[Stage, object]
+    sample_names: list[str]
+    timings: dict[str, float]
+    warnings: list[str]
+    skipped: list[SkippedFile]
+    backbone_info: BackboneInfo | None
+    backbone_3d_info: PointBackboneInfo | None
 
 
 class InspectionSession:
@@ -71,10 +76,10 @@ class InspectionSession:
         self.backbone_3d_reason = ""
         self._backbone = backbone
         self._backbone_3d = backbone_3d
-        # infos of backbones not built in this process (a session restored by engine.cache)
+        # infos of backbones not built in this process (a session restored by engine.session.cache)
         self.backbone_info: BackboneInfo | None = None
         self.backbone_3d_info: PointBackboneInfo | None = None
-        self._cache: dict[str, object] = {}
+        self._cache: dict[Stage, object] = {}
         self._samples: list[Sample] = []
         self.result: ScoreResult | None = None
 
@@ -110,6 +115,41 @@ class InspectionSession:
         name = self._backbone_3d.info.name if self._backbone_3d else self.config.backbone_3d
         return name == "point_mae"
 
+    def snapshot(self) -> SessionSnapshot:
+        """The cached stages, scored samples, notes and backbone infos (tensors are shared)."""
+        return SessionSnapshot(
+            config=self.config,
+            stages=dict(self._cache),
+            sample_names=[s.name for s in self._samples],
+            timings=dict(self.timings),
+            warnings=list(self.warnings),
+            skipped=list(self.skipped),
+            backbone_info=self._backbone.info if self._backbone else self.backbone_info,
+            backbone_3d_info=(
+                self._backbone_3d.info if self._backbone_3d else self.backbone_3d_info
+            ),
+        )
+
+    @classmethod
+    def from_snapshot(cls, dataset: DatasetIndex, snapshot: SessionSnapshot) -> InspectionSession:
+        """A session that resumes from ``snapshot`` without building any backbone.
+
+        :meth:`rescore` works at once; :meth:`run` computes only the stages the snapshot lacks.
+
+        Raises:
+            KeyError: A scored sample of the snapshot is not in ``dataset``.
+        """
+        by_name = {s.name: s for s in dataset.samples}
+        session = cls(dataset, snapshot.config)
+        session._cache.update(snapshot.stages)
+        session._samples = [by_name[name] for name in snapshot.sample_names]
+        session.timings.update(snapshot.timings)
+        session.warnings = list(snapshot.warnings)
+        session.skipped = list(snapshot.skipped)
+        session.backbone_info = snapshot.backbone_info
+        session.backbone_3d_info = snapshot.backbone_3d_info
+        return session
+
     # -- running -----------------------------------------------------------------------------
 
     def choose_backbones(self) -> list[str]:
@@ -130,7 +170,7 @@ class InspectionSession:
         return lines
 
     def run(self) -> Generator[Progress, None, ScoreResult]:
-        """Compute every stage that is not cached yet, then score.
+        """Compute every stage the modality needs that is not cached yet, then read out.
 
         Yields:
             Progress events; each is a point where cancellation is honoured.
@@ -144,90 +184,48 @@ class InspectionSession:
                 f"{self.dataset.root}: modality {modality} needs XYZ point maps, but none were "
                 "found; use --modality 2d or add the xyz/*.tiff files."
             )
-        use_2d, use_3d = "2d" in modality, "3d" in modality
-        device = resolve_device(self.config.device)
-        if use_3d and "load 3D" not in self._cache:
-            candidates = [s for s in self.dataset.samples if s.xyz_path is not None]
-            self._cache["load 3D"] = yield from self._timed(
-                "load 3D",
-                branch3d.load_clouds(
-                    candidates, self.config, device, self.skipped, self.warnings, self.timings
-                ),
-            )
-        tokens = self._cache.get("extract 2D")
-        if use_2d and (tokens is None or tokens.stripped and "aggregate 2D" not in self._cache):
-            self._cache["extract 2D"] = yield from self._timed("extract 2D", self._extract_2d())
-        if use_2d and "aggregate 2D" not in self._cache:
-            tokens = self._cache["extract 2D"]
-            self._cache["aggregate 2D"] = yield from self._timed(
-                "aggregate 2D", branch2d.aggregate_2d(tokens, self.config.r_list)
-            )
-        self._samples = self._choose_samples(use_2d, use_3d)
-        if use_3d and "group 3D" not in self._cache:
-            self._cache["group 3D"] = yield from self._timed(
-                "group 3D", branch3d.group_clouds(self._clouds(), self.config)
-            )
-        if use_3d and "extract 3D" not in self._cache:
-            self._cache["extract 3D"] = yield from self._timed(
-                "extract 3D",
-                branch3d.extract_3d(
-                    self._clouds(),
-                    self._cache["group 3D"],
-                    self._ensure_backbone_3d(),
-                    self.config,
-                    self.timings,
-                ),
-            )
-        if "score" not in self._cache and (self.uses_cae or not (use_2d and use_3d)):
-            self._cache["score"] = yield from self._timed(
-                "mutual scoring", self._score(use_2d, use_3d)
-            )
-        elif "score" not in self._cache:
-            for flag in ("2D", "3D"):
-                if f"score {flag}" not in self._cache:
-                    self._cache[f"score {flag}"] = yield from self._timed(
-                        f"mutual scoring {flag}", self._score(flag == "2D", flag == "3D")
-                    )
-            self._cache["score"] = [
-                SubsetTable(two.indices, three.indices_3d, two.cumsum_2d, three.cumsum_3d)
-                for two, three in zip(self._cache["score 2D"], self._cache["score 3D"], strict=True)
-            ]
+        for stage in (Stage.LOAD_3D, Stage.EXTRACT_2D, Stage.AGGREGATE_2D):
+            yield from self._ensure(stage)
+        # the scored sample list: images that could be read (or clouds, in 3D-only mode)
+        self._samples = self._choose_samples("2d" in modality, "3d" in modality)
+        for stage in (Stage.GROUP_3D, Stage.EXTRACT_3D, Stage.SCORE_2D, Stage.SCORE_3D,
+                      Stage.SCORE_CAE):  # fmt: skip
+            yield from self._ensure(stage)
         # a stage that runs again (after update) reports the same files and notes again
         self.skipped = list(dict.fromkeys(self.skipped))
         self.warnings = list(dict.fromkeys(self.warnings))
         return self.rescore()
 
-    def update(self, config: MuscConfig) -> list[str]:
-        """Switch to ``config``, dropping only the cached stages it invalidates.
+    def pending(self) -> list[Stage]:
+        """The stages the next :meth:`run` computes, in order (cached ones are left out)."""
+        return [s for s in CACHED_STAGES if self._needed(s) and not self._is_cached(s)]
+
+    def update(self, config: MuscConfig) -> list[Stage]:
+        """Switch to ``config``, dropping only the cached stages the stage spec says it changes.
+
+        A changed backbone field rebuilds that backbone; a changed device moves the cached
+        tensors (and drops the backbones, rebuilt only if a stage needs them) instead of
+        recomputing anything.
 
         Returns:
-            The names of the stages that the next :meth:`run` recomputes.
+            The stages that the next :meth:`run` recomputes (:meth:`pending`).
         """
         changed = {
             f.name
             for f in fields(MuscConfig)
             if getattr(config, f.name) != getattr(self.config, f.name)
         }
-        direct = {stage for stage, names in STAGE_FIELDS.items() if names & changed}
-        if "black_rgb_background" in changed or "remove_background" in changed:
-            direct.add("extract 2D")
-        stale = downstream(direct)
+        old_device, device = resolve_device(self.config.device), resolve_device(config.device)
         self.config = config
-        rebuild_2d = STAGE_FIELDS["extract 2D"] - {"black_rgb_background"}
-        if "extract 2D" in stale and changed & rebuild_2d:
+        if changed & model_fields(Stage.EXTRACT_2D):
             self._backbone, self.backbone_info = None, None
-        if "extract 3D" in stale and changed & {"backbone_3d", "weights_3d", "bn_stats", "device"}:
+        if changed & model_fields(Stage.EXTRACT_3D):
             self._backbone_3d, self.backbone_3d_info = None, None
-        for stage in stale:
+        if device != old_device:
+            self._move_to(device)
+        for stage in stale_stages(changed, config):
             self._cache.pop(stage, None)
-        relevant = [s for s in STAGE_FIELDS if s in stale]
-        if self.modality != "2d+3d" or self.uses_cae:  # the per-modality split is not used
-            relevant = [s for s in relevant if s not in ("score 2D", "score 3D")]
-        if "3d" not in self.modality:
-            relevant = [s for s in relevant if not s.endswith("3D")]
-        if "2d" not in self.modality:
-            relevant = [s for s in relevant if not s.endswith("2D")]
-        return relevant
+        return self.pending()
 
     def rescore(
         self,
@@ -246,36 +244,85 @@ class InspectionSession:
         Returns:
             The new result (also stored in :attr:`result`).
         """
-        if "score" not in self._cache:
+        tables = self._tables()
+        if tables is None:
             raise MuscError("rescore() needs a completed run(); run the session first.")
         started = time.perf_counter()
         changes = {"x_percent": x_percent, "rscon_window": rscon_window, "blur_sigma": blur_sigma}
         self.config = self.config.replace(**{k: v for k, v in changes.items() if v is not None})
-        tokens = self._cache.get("extract 2D")
-        self.result = rescore_tables(
-            self._cache["score"],
+        tokens = self._cache.get(Stage.EXTRACT_2D)
+        snapshot = self.snapshot()
+        self.result = read_out(
+            tables,
             samples=self._samples,
             image_sizes=self._image_sizes(),
             modality=self.modality,
             config=self.config,
             grid_2d=tokens.grid if tokens is not None else None,
-            features_2d=self._cache.get("aggregate 2D"),
-            features_3d=self._cache.get("extract 3D"),
+            features_2d=self._cache.get(Stage.AGGREGATE_2D),
+            features_3d=self._cache.get(Stage.EXTRACT_3D),
             clouds=self._clouds_of_samples(),
-            backbone=self._backbone.info if self._backbone else self.backbone_info,
-            backbone_3d=self._backbone_3d.info if self._backbone_3d else self.backbone_3d_info,
+            backbone=snapshot.backbone_info,
+            backbone_3d=snapshot.backbone_3d_info,
             timings=self.timings,
         )
-        self.timings["rescore"] = time.perf_counter() - started
-        self.result.timings["rescore"] = self.timings["rescore"]
+        self.timings[Stage.READ_OUT] = time.perf_counter() - started
+        self.result.timings[Stage.READ_OUT] = self.timings[Stage.READ_OUT]
         return self.result
 
     # -- stages ------------------------------------------------------------------------------
 
+    def _needed(self, stage: Stage) -> bool:
+        return STAGES[stage].needed(self.modality, self.uses_cae)
+
+    def _is_cached(self, stage: Stage) -> bool:
+        if stage is Stage.EXTRACT_2D:  # a restored session's stripped tokens serve until
+            tokens = self._cache.get(stage)  # SNAMD-2D has to run again
+            return tokens is not None and (not tokens.stripped or Stage.AGGREGATE_2D in self._cache)
+        return stage in self._cache
+
+    def _ensure(self, stage: Stage) -> Generator[Progress, None, None]:
+        if self._needed(stage) and not self._is_cached(stage):
+            compute = {
+                Stage.LOAD_3D: self._load_3d,
+                Stage.EXTRACT_2D: self._extract_2d,
+                Stage.AGGREGATE_2D: self._aggregate_2d,
+                Stage.GROUP_3D: self._group_3d,
+                Stage.EXTRACT_3D: self._extract_3d,
+                Stage.SCORE_2D: lambda: self._score(True, False),
+                Stage.SCORE_3D: lambda: self._score(False, True),
+                Stage.SCORE_CAE: lambda: self._score(True, True),
+            }[stage]
+            self._cache[stage] = yield from self._timed(stage, compute())
+
+    def _tables(self) -> list[SubsetTable] | None:
+        """The distance tables the read-out uses: CAE's, or each modality's side by side."""
+        if self.uses_cae:
+            return self._cache.get(Stage.SCORE_CAE)
+        two = self._cache.get(Stage.SCORE_2D) if "2d" in self.modality else None
+        three = self._cache.get(Stage.SCORE_3D) if "3d" in self.modality else None
+        if ("2d" in self.modality and two is None) or ("3d" in self.modality and three is None):
+            return None
+        if two is None or three is None:
+            return two or three
+        return [
+            SubsetTable(a.indices, b.indices_3d, a.cumsum_2d, b.cumsum_3d)
+            for a, b in zip(two, three, strict=True)
+        ]
+
+    def _move_to(self, device: torch.device) -> None:
+        """Move every cached tensor to ``device``; backbones are rebuilt there when needed."""
+        for stage, value in list(self._cache.items()):
+            self._cache[stage] = move_tensors(value, device)
+        if self._backbone is not None:
+            self.backbone_info, self._backbone = self._backbone.info, None
+        if self._backbone_3d is not None:
+            self.backbone_3d_info, self._backbone_3d = self._backbone_3d.info, None
+
     def _timed(
-        self, stage: str, steps: Generator[Progress, None, object]
+        self, stage: Stage, steps: Generator[Progress, None, object]
     ) -> Generator[Progress, None, object]:
-        for key in SUBSTAGES.get(stage, ()):
+        for key in STAGES[stage].substages:
             self.timings.pop(key, None)  # sub-stage times accumulate per run of their stage
         started = time.perf_counter()
         try:
@@ -290,33 +337,33 @@ class InspectionSession:
         finally:
             self.timings[stage] = time.perf_counter() - started
 
-    def _clouds(self) -> dict[str, branch3d.Cloud]:
+    def _clouds(self) -> dict[str, branch_3d.Cloud]:
         """Clouds of the scored samples, in sample order."""
-        loaded = self._cache.get("load 3D", {})
+        loaded = self._cache.get(Stage.LOAD_3D, {})
         return {s.name: loaded[s.name] for s in self._samples if s.name in loaded}
 
-    def _clouds_of_samples(self) -> list[branch3d.Cloud | None]:
+    def _clouds_of_samples(self) -> list[branch_3d.Cloud | None]:
         clouds = self._clouds() if "3d" in self.modality else {}
         return [clouds.get(s.name) for s in self._samples]
 
     def _image_sizes(self) -> list[tuple[int, int]]:
-        tokens = self._cache.get("extract 2D")
+        tokens = self._cache.get(Stage.EXTRACT_2D)
         if tokens is not None and "2d" in self.modality:
             return list(tokens.image_sizes)
-        clouds = self._cache.get("load 3D", {})
+        clouds = self._cache.get(Stage.LOAD_3D, {})
         return [tuple(clouds[s.name].foreground.shape) for s in self._samples]
 
     def _choose_samples(self, use_2d: bool, use_3d: bool) -> list[Sample]:
         if use_2d:
-            samples = list(self._cache["extract 2D"].samples)
+            samples = list(self._cache[Stage.EXTRACT_2D].samples)
             total = sum(s.rgb_path is not None for s in self.dataset.samples)
         else:
-            loaded = self._cache["load 3D"]
+            loaded = self._cache[Stage.LOAD_3D]
             samples = [s for s in self.dataset.samples if s.name in loaded]
             total = sum(s.xyz_path is not None for s in self.dataset.samples)
         check_count(self.dataset.root, len(samples), total, self.warnings)
         if use_2d and use_3d:
-            missing = [s.name for s in samples if s.name not in self._cache["load 3D"]]
+            missing = [s.name for s in samples if s.name not in self._cache[Stage.LOAD_3D]]
             if missing:
                 listed = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
                 self.warnings.append(
@@ -353,14 +400,42 @@ class InspectionSession:
             )
         return self._backbone_3d
 
-    def _extract_2d(self) -> Generator[Progress, None, branch2d.Tokens2D]:
+    def _load_3d(self) -> Generator[Progress, None, dict[str, branch_3d.Cloud]]:
+        candidates = [s for s in self.dataset.samples if s.xyz_path is not None]
+        device = resolve_device(self.config.device)
+        clouds = yield from branch_3d.load_clouds(
+            candidates, self.config, device, self.skipped, self.warnings, self.timings
+        )
+        return clouds
+
+    def _aggregate_2d(self) -> Generator[Progress, None, list[torch.Tensor]]:
+        features = yield from branch_2d.aggregate_2d(
+            self._cache[Stage.EXTRACT_2D], self.config.r_list
+        )
+        return features
+
+    def _group_3d(self) -> Generator[Progress, None, dict]:
+        groups = yield from branch_3d.group_clouds(self._clouds(), self.config)
+        return groups
+
+    def _extract_3d(self) -> Generator[Progress, None, list[torch.Tensor]]:
+        features = yield from branch_3d.extract_3d(
+            self._clouds(),
+            self._cache[Stage.GROUP_3D],
+            self._ensure_backbone_3d(),
+            self.config,
+            self.timings,
+        )
+        return features
+
+    def _extract_2d(self) -> Generator[Progress, None, branch_2d.Tokens2D]:
         candidates = [s for s in self.dataset.samples if s.rgb_path is not None]
-        yield Progress("extract 2D", 0, len(candidates), "loading the backbone")
+        yield Progress(Stage.EXTRACT_2D, 0, len(candidates), "loading the backbone")
         backbone = self._ensure_backbone()
         foregrounds = None
-        if self.config.black_rgb_background and "load 3D" in self._cache:
-            foregrounds = {name: c.foreground for name, c in self._cache["load 3D"].items()}
-        tokens = yield from branch2d.extract_2d(
+        if self.config.black_rgb_background and Stage.LOAD_3D in self._cache:
+            foregrounds = {name: c.foreground for name, c in self._cache[Stage.LOAD_3D].items()}
+        tokens = yield from branch_2d.extract_2d(
             candidates, backbone, self.config.batch_size, self.skipped, foregrounds
         )
         return tokens
@@ -369,7 +444,7 @@ class InspectionSession:
         subsets = split_subsets(len(self._samples), self.config.subsets, self.config.seed)
         clouds = self._clouds_of_samples() if use_3d else []
         row_3d, patch_rows = {}, []
-        tokens = self._cache.get("extract 2D")
+        tokens = self._cache.get(Stage.EXTRACT_2D)
         for index, cloud in enumerate(clouds):
             if cloud is None:
                 continue
@@ -380,8 +455,8 @@ class InspectionSession:
                 patch_rows.append(patch_of_pixel(centre_pixels, (size, size), tokens.grid))
         tables = yield from mutual_scores(
             subsets,
-            self._cache.get("aggregate 2D") if use_2d else None,
-            self._cache.get("extract 3D") if use_3d else None,
+            self._cache.get(Stage.AGGREGATE_2D) if use_2d else None,
+            self._cache.get(Stage.EXTRACT_3D) if use_3d else None,
             row_3d,
             torch.stack(patch_rows) if patch_rows else None,
             use_cae=self.uses_cae,

@@ -2,7 +2,8 @@
 
 The output keeps, for every patch (2D) and group (3D), the sorted cumulative sums of its
 distances to the other samples, averaged over layers: any interval average (X %) is then a
-lookup (:func:`engine.msm.interval_average`), so X % never triggers this stage again.
+lookup (:func:`engine.method.mutual_scoring.interval_average`), so X % never triggers this
+stage again.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine import cae, msm
+from engine.method import cae, mutual_scoring
 from engine.progress import Progress
 
 
@@ -36,10 +37,10 @@ class SubsetTable:
 def _distances(
     features: torch.Tensor, chunk_mib: int, stage: str, unit_norm: bool
 ) -> Generator[Progress, None, torch.Tensor]:
-    table = yield from msm.patch_to_sample_distances(
+    table = yield from mutual_scoring.patch_to_sample_distances(
         features, chunk_mib, stage, unit_norm=unit_norm
     )
-    return msm.drop_self(table)
+    return mutual_scoring.drop_self(table)
 
 
 def _single(
@@ -52,7 +53,7 @@ def _single(
     for index, layer in enumerate(layers, start=1):
         label = f"{stage} (layer {index}/{len(layers)})"
         distances = yield from _distances(layer[rows], chunk_mib, label, unit_norm)
-        cumsum = msm.sorted_cumsum(distances)
+        cumsum = mutual_scoring.sorted_cumsum(distances)
         total = cumsum if total is None else total + cumsum
     return total / len(layers)
 
@@ -94,7 +95,10 @@ def _enhanced(
                 yield Progress(
                     f"cross-modal enhancement ({t + 1}/{rounds})", query + 1, a_all.shape[0]
                 )
-        cum_a, cum_b = msm.sorted_cumsum(enhanced_a), msm.sorted_cumsum(enhanced_b)
+        cum_a, cum_b = (
+            mutual_scoring.sorted_cumsum(enhanced_a),
+            mutual_scoring.sorted_cumsum(enhanced_b),
+        )
         total_2d = cum_a if total_2d is None else total_2d + cum_a
         total_3d = cum_b if total_3d is None else total_3d + cum_b
     return total_2d / rounds, total_3d / rounds

@@ -1,7 +1,8 @@
 """The defect report of a scored run: what failed, where, how large, as HTML/CSV/JSON/PNG/PLY.
 
 ``build_report`` gathers everything once (images, overlays, defect areas); the writers only
-format it. Every file is written atomically (``engine.export.atomic_path``) and an existing file
+format it. Every file is written atomically (``engine.outputs.export.atomic_path``) and an
+existing file
 is never replaced unless ``overwrite=True``.
 
 Defect area in mm² (parts with an XYZ map): the XYZ map is read at the image's original size and
@@ -33,8 +34,8 @@ import numpy as np
 from engine.data.readers import read_rgb, read_xyz
 from engine.data.samples import DatasetIndex
 from engine.errors import MuscError
-from engine.export import atomic_path, heatmap_overlay, results_document, scores_csv
-from engine.results import ScoreResult
+from engine.outputs.export import atomic_path, heatmap_overlay, results_document, scores_csv
+from engine.session.results import ScoreResult
 
 REPORT_FILES = ("report.html", "report.csv", "report.json")
 MASKS_DIR = "masks"
@@ -152,7 +153,7 @@ def build_report(
 
     Args:
         result: The scored run.
-        metrics: ``engine.evaluation.evaluate_all`` output (may hold empty dicts).
+        metrics: ``engine.evaluation.evaluate.evaluate_all`` output (may hold empty dicts).
         dataset: ``DatasetIndex`` or its summary dict (see :func:`dataset_info`).
         image_threshold: A part fails when its image score is ``>=`` this.
         pixel_threshold: Map pixels ``>=`` this are defect pixels (masks, areas).
@@ -294,7 +295,7 @@ def write_html(path: str | Path, data: ReportData, *, overwrite: bool = False) -
 
 
 def report_csv(data: ReportData) -> str:
-    """``engine.export.scores_csv`` plus verdict and defect-area columns."""
+    """``engine.outputs.export.scores_csv`` plus verdict and defect-area columns."""
     by_name = {row.name: row for row in data.rows}
     reader = csv.reader(io.StringIO(scores_csv(data.result)))
     buffer = io.StringIO()
@@ -313,7 +314,7 @@ def write_csv(path: str | Path, data: ReportData, *, overwrite: bool = False) ->
 
 
 def report_document(data: ReportData) -> dict[str, Any]:
-    """``engine.export.results_document`` plus dataset, thresholds, verdicts and areas."""
+    """``engine.outputs.export.results_document`` plus dataset, thresholds, verdicts and areas."""
     extra = {
         "dataset": data.dataset,
         "image_threshold": data.image_threshold,

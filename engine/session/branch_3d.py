@@ -22,16 +22,16 @@ from engine.data.readers import read_xyz
 from engine.data.samples import Sample, SkippedFile
 from engine.data.xyz import foreground_mask, organized_to_cloud, resize_xyz
 from engine.errors import InvalidInputError
-from engine.maps import interpolation_weights
-from engine.pointcloud import (
+from engine.method.maps import interpolation_weights
+from engine.method.point_groups import (
     GroupingBasis,
     PointGroups,
     normalize_unit_ball,
     prepare_groups,
     regroup,
 )
+from engine.method.snamd import snamd_3d
 from engine.progress import Progress
-from engine.snamd import snamd_3d
 
 
 @dataclass

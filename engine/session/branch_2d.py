@@ -9,13 +9,13 @@ import numpy as np
 import torch
 
 from engine.backbones.base import Backbone2D
+from engine.backbones.preprocess import image_to_tensor
 from engine.data.background import black_background
 from engine.data.readers import read_rgb
 from engine.data.samples import Sample, SkippedFile
 from engine.errors import InvalidInputError
-from engine.preprocess import image_to_tensor
+from engine.method.snamd import snamd_2d
 from engine.progress import Progress
-from engine.snamd import snamd_2d
 
 
 @dataclass

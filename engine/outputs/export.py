@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.data.readers import read_rgb
 from engine.errors import InvalidInputError
-from engine.results import ScoreResult
+from engine.session.results import ScoreResult
 
 
 def ensure_writable(out_dir: str | Path) -> Path:

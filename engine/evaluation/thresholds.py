@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.errors import InvalidInputError
-from engine.metrics import suggest_threshold
+from engine.evaluation.metrics import suggest_threshold
 
 ROBUST_K = 3.0  # how many robust standard deviations above the median count as defective
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation

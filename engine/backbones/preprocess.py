@@ -6,19 +6,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.errors import InvalidInputError
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` picks CUDA when present; ``"cuda"`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(
-            "--device cuda was asked for, but torch sees no CUDA GPU; use auto or cpu."
-        )
-    return torch.device(name)
-
 
 def image_to_tensor(
     rgb: np.ndarray,

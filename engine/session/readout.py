@@ -1,6 +1,7 @@
 """The cheap last stage: interval average, anomaly maps of both modalities, fusion, RsCon.
 
-Everything here runs from the cached tables of :mod:`engine.scoring` in milliseconds, which is
+Everything here runs from the cached tables of :mod:`engine.session.tables` in milliseconds,
+which is
 what lets X %, k and the 3D blur move live.
 """
 
@@ -9,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine import msm
 from engine.backbones.base import BackboneInfo, PointBackboneInfo
-from engine.branch3d import Cloud
 from engine.config import MuscConfig
 from engine.data.samples import Sample
-from engine.maps import gaussian_blur, points_to_map, upsample_maps
-from engine.results import PointScores, ScoreResult
-from engine.rscon import rscon, salient_features
-from engine.scoring import SubsetTable
+from engine.method import mutual_scoring
+from engine.method.maps import gaussian_blur, points_to_map, upsample_maps
+from engine.method.rscon import rscon, salient_features
+from engine.session.branch_3d import Cloud
+from engine.session.results import PointScores, ScoreResult
+from engine.session.tables import SubsetTable
 
 
 def _penultimate(layers: list[torch.Tensor]) -> torch.Tensor:
@@ -37,7 +38,9 @@ def _maps_2d(tables, features, grid, size, config):
     patch = torch.zeros((n, features[0].shape[1]), device=features[0].device)
     for table in tables:
         if table.cumsum_2d is not None:
-            patch[table.indices] = msm.interval_average(table.cumsum_2d, config.x_percent)
+            patch[table.indices] = mutual_scoring.interval_average(
+                table.cumsum_2d, config.x_percent
+            )
     maps = upsample_maps(patch.view(n, *grid), size) / _fusion_scale(patch, config)
     return maps, salient_features(_penultimate(features), patch)
 
@@ -51,7 +54,7 @@ def _maps_3d(tables, features, clouds, size, config):
     rows = {}
     for table in tables:
         if table.cumsum_3d is not None:
-            scores = msm.interval_average(table.cumsum_3d, config.x_percent)
+            scores = mutual_scoring.interval_average(table.cumsum_3d, config.x_percent)
             rows.update({index: scores[k] for k, index in enumerate(table.indices_3d)})
     row_of = {index: row for row, index in enumerate(i for i, c in enumerate(clouds) if c)}
     scale = _fusion_scale(torch.stack(list(rows.values())) if rows else maps, config)
@@ -68,7 +71,7 @@ def _maps_3d(tables, features, clouds, size, config):
     return gaussian_blur(maps, config.blur_sigma), salient, points
 
 
-def rescore_tables(
+def read_out(
     tables: list[SubsetTable],
     *,
     samples: list[Sample],

@@ -1,0 +1,1 @@
+"""Metrics against ground truth and threshold rules."""

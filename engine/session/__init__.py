@@ -1,0 +1,1 @@
+"""Running the method on a dataset: the stage spec, the staged session, its tables and cache."""
