@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engine.backbones.base import Backbone2D, BackboneInfo
+from engine.backbones.base import Backbone2D, Backbone3D, BackboneInfo, PointBackboneInfo
 
 
 class PixelPatchBackbone(Backbone2D):
@@ -31,3 +31,25 @@ class PixelPatchBackbone(Backbone2D):
         tokens = torch.einsum("bchw,cd->bhwd", pooled, self.projection)
         smooth = F.avg_pool2d(pooled, 3, stride=1, padding=1, count_include_pad=False)
         return [tokens, torch.einsum("bchw,cd->bhwd", smooth, self.projection)]
+
+
+class GroupShapeBackbone(Backbone3D):
+    """Per-group features = centred member coordinates summarised (mean, spread), two layers."""
+
+    def __init__(self, name: str = "group_shape") -> None:
+        self.info = PointBackboneInfo(
+            name=name,
+            architecture="group mean + std of centred points",
+            weights_source="weight-free",
+            weights_path=None,
+            layers=("mean|std", "abs"),
+        )
+        self.calls = 0
+
+    def extract(
+        self, points: torch.Tensor, centers: torch.Tensor, groups: torch.Tensor
+    ) -> list[torch.Tensor]:
+        self.calls += 1
+        local = points[groups] - centers[:, None, :]  # (G, K, 3)
+        first = torch.cat([local.mean(dim=1), local.std(dim=1)], dim=1)
+        return [first, local.abs().mean(dim=1)]
