@@ -7,9 +7,11 @@ cd "$(dirname "$0")"
 
 TORCH_PINS=("torch==2.14.1" "torchvision==0.29.1")
 # Debian packages the wheels need at run time: open3d (libusb), Qt on X11 and the OpenGL 3D view
-# (mesa, xcb plugins) and a virtual screen for the GUI tests (xvfb).
+# (mesa, xcb plugins); and for the tests a virtual screen (xvfb) and pdftotext (poppler-utils),
+# which reads the text back out of the exported PDF report. Under CI=true a test whose tool is
+# missing fails instead of skipping.
 APT_PACKAGES=(libusb-1.0-0 libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4
-              libxcb-keysyms1 xvfb)
+              libxcb-keysyms1 xvfb poppler-utils)
 
 install_apt_packages() {
   local missing=()

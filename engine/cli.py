@@ -16,7 +16,7 @@ from engine.data.samples import DatasetIndex
 from engine.errors import MuscError
 from engine.evaluation.evaluate import evaluate_all
 from engine.outputs.export import ensure_writable, write_outputs
-from engine.progress import Progress
+from engine.progress import Progress, run_to_completion
 from engine.session.results import ScoreResult
 from engine.session.session import InspectionSession
 
@@ -29,24 +29,24 @@ def _with_progress(steps: Generator[Progress, None, ScoreResult]) -> ScoreResult
     """Drive a pipeline generator, showing one tqdm bar per stage on stderr."""
     bar: tqdm | None = None
     stage = None
+
+    def show(event: Progress) -> None:
+        nonlocal bar, stage
+        if event.stage != stage:
+            if bar is not None:
+                bar.close()
+            stage = event.stage
+            # disable=None: a live bar on a terminal, one line per stage in a log file
+            bar = tqdm(total=event.total, desc=stage, file=sys.stderr, leave=False,
+                       disable=None, mininterval=0.5)  # fmt: skip
+            if bar.disable:
+                _say(f"{stage} ({event.total} steps)")
+        assert bar is not None
+        bar.n = event.done
+        bar.refresh()
+
     try:
-        while True:
-            try:
-                event = next(steps)
-            except StopIteration as stop:
-                return stop.value
-            if event.stage != stage:
-                if bar is not None:
-                    bar.close()
-                stage = event.stage
-                # disable=None: a live bar on a terminal, one line per stage in a log file
-                bar = tqdm(total=event.total, desc=stage, file=sys.stderr, leave=False,
-                           disable=None, mininterval=0.5)  # fmt: skip
-                if bar.disable:
-                    _say(f"{stage} ({event.total} steps)")
-            assert bar is not None
-            bar.n = event.done
-            bar.refresh()
+        return run_to_completion(steps, show)
     finally:
         if bar is not None:
             bar.close()
@@ -154,11 +154,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_backbones(_: argparse.Namespace) -> int:
-    """List the registered backbones."""
-    from engine.backbones import backbone_description, list_backbones
+    """List the registered 2D and 3D backbones."""
+    from engine.backbones import backbone_entry, list_backbones
 
     for name in list_backbones():
-        print(f"{name:18s} {backbone_description(name)}")
+        entry = backbone_entry(name)
+        print(f"{name:18s} {entry.modality.upper()}  {entry.description}")
     return 0
 
 

@@ -25,7 +25,7 @@ def _meta(title: str, value_range: tuple[float, float] | None = None) -> dict[st
 
 @dataclass(frozen=True)
 class MuscConfig:
-    """Hyperparameters of one scoring run. Defaults follow the paper (spec Part A / B)."""
+    """Hyperparameters of one scoring run. Defaults follow the paper (docs/method.md §10)."""
 
     # Which data the method looks at; "auto" = 2d+3d when the samples have XYZ maps, else 2d.
     modality: str = field(default="auto", metadata=_meta("Modality"))
@@ -44,36 +44,36 @@ class MuscConfig:
     weights_3d: str | None = field(default=None, metadata=_meta("3D weights file"))
     # Point-transformer BatchNorm statistics: "sample" (reference behaviour) or "running".
     bn_stats: str = field(default="sample", metadata=_meta("BatchNorm statistics"))
-    # Remove the background plane and small clusters from XYZ maps (B §1.1).
+    # Remove the background plane and small clusters from XYZ maps (docs/method.md §2).
     remove_background: bool = field(default=True, metadata=_meta("Remove background"))
     # Also black out the RGB background, as the reference preprocessing does on MVTec 3D-AD.
     black_rgb_background: bool = field(default=False, metadata=_meta("Black RGB background"))
     # Number of 3D point groups G (FPS centres) and points per group K_P.
     num_groups: int = field(default=1024, metadata=_meta("3D groups", (16, 4096)))
     group_size: int = field(default=128, metadata=_meta("Points per group", (8, 512)))
-    # IPG: points added per expansion step (K_iter) and curvature threshold C_thr (Part A §3).
+    # IPG: points added per step (K_iter) and curvature threshold C_thr (docs/method.md §4).
     k_iter: int = field(default=80, metadata=_meta("K_iter", (1, 512)))
     c_thr: float = field(default=0.01, metadata=_meta("C_thr", (0.0, 0.34)))
     # "paper" = iterative min-distance expansion; "reference" = the official one-step variant.
     ipg_variant: str = field(default="paper", metadata=_meta("IPG variant"))
-    # Cross-modal anomaly enhancement between 2D and 3D scores (B §5.2). None = automatic: on
+    # Cross-modal anomaly enhancement of 2D and 3D scores (docs/method.md §6). None = automatic: on
     # with the paper's point_mae, off with fpfh, whose weak image-level 3D scores it spreads
     # into 2D (cable_gland dev, 2D+3D image AUROC 73.3 without CAE, 66.3 with it).
     cae: bool | None = field(default=None, metadata=_meta("Cross-modal enhancement"))
-    # How 2D and 3D maps are fused: "sum" adds them as they are (the reference, B §6.3);
+    # How 2D and 3D maps are fused: "sum" adds them as they are (the reference, docs/method.md §7);
     # "scaled" first divides each modality by the median of its patch/group scores over the batch,
     # for data whose 3D distances are tiny next to 2D ones (the synthetic line: fused image AUROC
     # 0.18 -> 1.0). On cable_gland dev "sum" is better (image AUROC 73.3 vs 63.5), so it is default.
     fusion: str = field(default="sum", metadata=_meta("Fusion"))
-    # Gaussian blur of the 3D map, in pixels of the map grid (Part A §7).
+    # Gaussian blur of the 3D map, in pixels of the map grid (docs/method.md §7).
     blur_sigma: float = field(default=4.0, metadata=_meta("3D blur sigma", (0.0, 16.0)))
-    # SNAMD aggregation degrees r (r x r neighbourhoods); spec B §4.1.
+    # SNAMD aggregation degrees r (r x r neighbourhoods); docs/method.md §3.
     r_list: tuple[int, ...] = field(default=(1, 3, 5), metadata=_meta("Degrees r"))
-    # Interval average keeps the lowest X% of the N-1 reference scores (Part A §6).
+    # Interval average keeps the lowest X% of the N-1 reference scores (docs/method.md §5).
     x_percent: float = field(default=30.0, metadata=_meta("X %", (1.0, 100.0)))
-    # RsCon neighbourhood window k; final score = mean of k=1 and k=window (Part A §8).
+    # RsCon neighbourhood window k; final score = mean of k=1 and k=window (docs/method.md §8).
     rscon_window: int = field(default=7, metadata=_meta("RsCon window k", (1, 50)))
-    # Number of subsets g scored independently (B §9); 1 = all samples together.
+    # Number of subsets g scored independently (docs/method.md §9); 1 = all samples together.
     subsets: int = field(default=1, metadata=_meta("Subsets g", (1, 16)))
     # Compute device: "auto" picks CUDA when present.
     device: str = field(default="auto", metadata=_meta("Device"))

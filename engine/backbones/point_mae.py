@@ -1,6 +1,6 @@
-"""Point-MAE point transformer (ShapeNet pretraining): the paper's 3D backbone (spec B §3.5–3.6).
+"""Point-MAE point transformer (ShapeNet pretraining): the paper's 3D backbone (docs/method.md §4).
 
-Written from the spec; the module names mirror the official checkpoint so that its keys load
+Written from docs/method.md §4; the module names mirror the official checkpoint so its keys load
 directly: ``encoder.first_conv.{0,1,3}``, ``encoder.second_conv.{0,1,3}``, ``pos_embed.{0,2}``,
 ``blocks.blocks.{i}.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}``, ``norm``.
 
@@ -8,7 +8,7 @@ Input convention (as in the reference): the cloud is one sample's foreground nor
 ball; each group is fed as its members *relative to the group centre* (not rescaled), and the
 positional embedding sees the *absolute* centre.
 
-Differences from the reference, by decision (spec Part A §2, §11):
+Differences from the reference, by decision (docs/method.md §4, §11):
 
 * No DropPath: the reference runs in train mode, so stochastic depth is active there and its 3D
   features depend on the RNG. Here inference is deterministic.
@@ -22,7 +22,6 @@ Differences from the reference, by decision (spec Part A §2, §11):
 from __future__ import annotations
 
 import logging
-import operator
 import pickle
 from pathlib import Path
 
@@ -30,14 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.backbones import (
-    BN_STATS,
+from engine.backbones.base import (
+    Backbone3D,
     PointBackboneInfo,
+    block_indices,
     check_point_groups,
-    register_point_backbone,
 )
-from engine.backbones.base import Backbone3D
+from engine.backbones.registry import register_backbone
 from engine.backbones.weights import POINT_MAE_WEIGHTS, sha256_of
+from engine.config import BN_STATS
 from engine.errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -248,19 +248,6 @@ def load_point_mae_checkpoint(model: PointTransformer, path: Path) -> tuple[str,
     return tuple(ignored)
 
 
-def _block_indices(layers: tuple[int, ...]) -> tuple[int, ...]:
-    try:  # operator.index accepts numpy integers but not floats, strings or bools-as-intent
-        indices = tuple(operator.index(i) for i in layers if not isinstance(i, bool))
-    except TypeError:
-        indices = ()
-    if not indices or len(indices) != len(layers) or any(not 0 <= i < DEPTH for i in indices):
-        raise InvalidInputError(
-            f"layers {list(layers)} invalid for point_mae: expected 0-based block indices in "
-            f"[0, {DEPTH - 1}]"
-        )
-    return indices
-
-
 class PointMAEBackbone(Backbone3D):
     """Frozen Point-MAE point transformer returning per-group tokens of selected blocks."""
 
@@ -275,7 +262,7 @@ class PointMAEBackbone(Backbone3D):
     ) -> None:
         if bn_stats not in BN_STATS:
             raise InvalidInputError(f"bn_stats {bn_stats!r} is invalid: expected one of {BN_STATS}")
-        layers = _block_indices(layers if layers is not None else DEFAULT_LAYERS)
+        layers = block_indices(layers if layers is not None else DEFAULT_LAYERS, DEPTH, "point_mae")
         with torch.random.fork_rng(devices=[]):  # reproducible init, caller's RNG untouched
             torch.manual_seed(RANDOM_INIT_SEED)
             model = PointTransformer()
@@ -320,30 +307,15 @@ class PointMAEBackbone(Backbone3D):
             return self.model(neighborhood, centers, self.layers)
 
 
-def _factory(
-    weights: Path | None,
-    weights_source: str,
-    *,
-    layers: tuple[int, ...] | tuple[str, ...] | None,
-    bn_stats: str,
-    device: torch.device,
-) -> Backbone3D:
-    return PointMAEBackbone(
-        weights,
-        weights_source,
-        layers=layers,  # type: ignore[arg-type]  # validated in __init__
-        bn_stats=bn_stats,
-        device=device,
-    )
-
-
-register_point_backbone(
+register_backbone(
     "point_mae",
-    _factory,
+    PointMAEBackbone,  # the constructor is the factory; it validates ``layers``
+    modality="3d",
     description=(
         "Point-MAE point transformer (ShapeNet pretraining), the paper's 3D backbone; checkpoint "
         "downloaded from the Point-MAE GitHub release"
     ),
     offline=False,
     weights_spec=POINT_MAE_WEIGHTS,
+    default="paper",
 )

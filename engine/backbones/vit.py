@@ -1,7 +1,8 @@
 """Vision transformers through timm: DINO (paper default), DINOv2 and CLIP.
 
-Features follow spec B §2: the *final* LayerNorm is applied to the output of each selected block
-(timm ``forward_intermediates(norm=True)``), prefix/CLS tokens are dropped, no L2 normalisation.
+Features follow docs/method.md §3: the *final* LayerNorm is applied to the output of each
+selected block (timm ``forward_intermediates(norm=True)``), prefix/CLS tokens are dropped, no L2
+normalisation.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from engine.backbones import check_images, register_backbone
-from engine.backbones.base import Backbone2D, BackboneInfo
+from engine.backbones.base import Backbone2D, BackboneInfo, block_indices, check_images
+from engine.backbones.registry import register_backbone
 from engine.backbones.weights import WeightsSpec
 from engine.errors import InvalidInputError
 
@@ -39,7 +40,8 @@ class VitVariant:
 # Default sizes: the patch-8 models at their native 224 (28x28 grid, the paper's setting); DINOv2 at
 # 392 so that its grid is also 28x28 (224 would give a coarse 16x16 grid, and pixel metrics depend
 # most on grid resolution) at the same token count, hence the same cost, as ViT-B/8 at 224; CLIP at
-# its native 336 (24x24). Layers: 4th, 8th and last block of 12 (spec B §2), 8th/16th/24th of 24.
+# its native 336 (24x24). Layers: 4th, 8th and last block of 12 (docs/method.md §3), 8th/16th/24th
+# of 24.
 VARIANTS: tuple[VitVariant, ...] = (
     VitVariant(
         "dino_vitb8",
@@ -118,16 +120,10 @@ class TimmViTBackbone(Backbone2D):
             raise InvalidInputError(
                 f"image_size {image_size} is not a multiple of {variant.name}'s patch size {patch}"
             )
-        depth = len(model.blocks)
         layers = layers if layers is not None else variant.default_layers
-        if not layers or any(not 0 <= i < depth for i in layers):
-            raise InvalidInputError(
-                f"layers {list(layers)} invalid for {variant.name}: expected 0-based block "
-                f"indices in [0, {depth - 1}]"
-            )
+        self.layers = block_indices(layers, len(model.blocks), variant.name)
         self.model = model.eval().requires_grad_(False).to(device)
         self.device = device
-        self.layers = tuple(layers)
         # CLIP uses its own normalisation constants; the pretrained config carries them.
         self.mean = tuple(model.pretrained_cfg["mean"])
         self.std = tuple(model.pretrained_cfg["std"])
@@ -159,8 +155,10 @@ for _v in VARIANTS:
     register_backbone(
         _v.name,
         partial(TimmViTBackbone, _v),  # the constructor is the factory
+        modality="2d",
         description=_v.description,
         offline=False,
-        default_image_size=_v.default_image_size,
         weights_spec=hub_weights_spec(_v.timm_name),
+        default_image_size=_v.default_image_size,
+        default="paper" if _v.name == "dino_vitb8" else None,
     )

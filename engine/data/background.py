@@ -1,4 +1,4 @@
-"""Background removal for organized XYZ maps (the reference's offline step, spec B §1.1).
+"""Background removal for organized XYZ maps (the reference's offline step, docs/method.md §2).
 
 1. Fit a plane to the valid points of the 10-pixel border strips (open3d RANSAC,
    ``distance_threshold=0.004, ransac_n=50, num_iterations=1000``) and drop every point closer
@@ -111,7 +111,7 @@ def remove_background(
 def black_background(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """A copy of ``rgb`` with every pixel outside ``mask`` set to black.
 
-    The reference does this on MVTec 3D-AD (B §1.1, [REPRO]) but only to the background it
+    The reference does this on MVTec 3D-AD (docs/method.md §2) but only to the background it
     removed from XYZ, so pixels that were *missing* in XYZ keep their colour. To reproduce that,
     pass ``mask = result.mask | ~foreground_mask(xyz)``; pass ``result.mask`` to black out all.
     """

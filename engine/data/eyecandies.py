@@ -1,4 +1,4 @@
-"""Eyecandies: file layout and depth-to-XYZ back-projection (spec B §1.2, §1.3).
+"""Eyecandies: file layout and depth-to-XYZ back-projection (docs/method.md §2).
 
 A class folder holds ``<Class>/test_public/data/`` with, per sample ``NNN``:
 ``NNN_image_0.png`` (the RGB used by the reference), ``NNN_depth.png`` (16-bit normalised depth),

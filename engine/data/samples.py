@@ -58,11 +58,6 @@ class DatasetIndex:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def has_ground_truth(self) -> bool:
-        """True when every sample has a label (masks may still be missing for some)."""
-        return bool(self.samples) and all(s.label is not None for s in self.samples)
-
-    @property
     def has_xyz(self) -> bool:
         """True when at least one sample has an XYZ point map."""
         return any(s.xyz_path is not None for s in self.samples)

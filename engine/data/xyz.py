@@ -2,7 +2,7 @@
 
 An organized map holds one 3D point (metres) per image pixel, shape (H, W, 3). A point is
 *missing* (no measurement, or removed background) exactly when it is (0, 0, 0); the foreground
-is every pixel whose three coordinates are all nonzero, as in the reference (spec B §1.3, §1.4).
+is every pixel whose three coordinates are all nonzero, as in the reference (docs/method.md §2).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def resize_xyz(xyz: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 
 
 def foreground_mask(xyz: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the pixels whose three coordinates are all nonzero (spec B §1.3)."""
+    """(H, W) bool: the pixels whose three coordinates are all nonzero (docs/method.md §2)."""
     return np.all(xyz != 0, axis=-1)
 
 
@@ -116,7 +116,7 @@ def organized_to_cloud(
 
     Returns:
         (points, pixel_index): (P, 3) float32 points in row-major pixel order and (P,) int64
-        ascending pixel indices ``u = row * W + col`` of the same grid (spec B §1.4).
+        ascending pixel indices ``u = row * W + col`` of the same grid (docs/method.md §2).
     """
     keep = foreground_mask(xyz)
     if mask is not None:
@@ -132,7 +132,7 @@ def organized_to_cloud(
 
 
 def normalize_cloud(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Centre a cloud on its mean and scale it into the unit ball (``pc_normalize``, B §1.3).
+    """Centre a cloud on its mean, scale it to the unit ball (``pc_normalize``, docs/method.md §2).
 
     Args:
         points: (P, 3) foreground points, P >= 1.

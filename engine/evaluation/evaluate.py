@@ -1,4 +1,4 @@
-"""Scoring a result against ground truth on the map grid (Part A §9)."""
+"""Scoring a result against ground truth on the map grid (docs/method.md §12)."""
 
 from __future__ import annotations
 
@@ -51,16 +51,6 @@ def _metrics(
     if len(indices) == 0 or not masks.any():
         return compute_metrics(labels, scores[labelled])
     return compute_metrics(labels, scores[labelled], masks, maps[indices])
-
-
-def evaluate(result: ScoreResult) -> dict[str, float]:
-    """Image and pixel metrics of the final scores and maps.
-
-    Returns:
-        Metric name -> fraction in [0, 1]; empty when there is no ground truth, and without
-        the keys that are undefined (e.g. pixel metrics when no sample has a defect mask).
-    """
-    return evaluate_all(result)["metrics"]
 
 
 def evaluate_all(result: ScoreResult) -> dict[str, dict[str, float]]:

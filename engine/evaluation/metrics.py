@@ -1,4 +1,4 @@
-"""Evaluation metrics: image / pixel AUROC, AP, F1-max, and two flavours of PRO (spec A §9, B §8).
+"""Evaluation metrics: image / pixel AUROC, AP, F1-max, and two PRO flavours (docs/method.md §12).
 
 Every metric is a fraction in [0, 1]. A metric that is undefined for the given data (all labels
 of one class, all pixels of one class, no defect region) is **omitted** from the returned dict:
@@ -202,7 +202,7 @@ def _curve_points(
 def _cflow_pro(
     data: _SortedPixels, steps: int = CFLOW_STEPS, expect_fpr: float = MAX_FPR
 ) -> float | None:
-    """The reference's ``cal_pro_score`` (B §8), with counts instead of 200 binary maps.
+    """The reference's ``cal_pro_score`` (docs/method.md §12), with counts, not 200 binary maps.
 
     Returns None where the reference yields NaN or fails (constant maps, a zero kept FPR range,
     fewer than two kept thresholds), and 0.0 where no threshold has FPR < ``expect_fpr``, as the
@@ -233,32 +233,6 @@ def _cflow_pro(
     if kept.size < 2 or not span > 0:
         return None
     return float(auc((kept - kept.min()) / span, pro[keep]))
-
-
-def pro_curve(
-    masks: object, maps: object, max_fpr: float | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The exact PRO curve behind ``aupro``, for plotting.
-
-    Args:
-        masks: (N, H, W) bool ground truth.
-        maps: (N, H, W) anomaly maps (cast to float32).
-        max_fpr: cut the curve at this FPR (interpolated end point); None keeps all of it.
-
-    Returns:
-        (fpr, pro): ascending FPR from 0, one point per distinct score plus the origin (up to
-        millions of points: thin it, e.g. ``np.interp`` onto a grid, before drawing). Both
-        empty when PRO is undefined (no defect pixel or no defect-free pixel).
-    """
-    if max_fpr is not None and not max_fpr > 0:
-        raise InvalidInputError(f"max_fpr must be > 0; found {max_fpr}")
-    masks_arr, maps_arr = _pixel_inputs(masks, maps)
-    if not masks_arr.any() or masks_arr.all():
-        return np.zeros(0), np.zeros(0)
-    data = _sort_pixels(masks_arr, maps_arr)
-    _, fps, pro_sums = _exact_curve(data)
-    fpr, pro = _curve_points(data, pro_sums, fps)
-    return (fpr, pro) if max_fpr is None else _truncate(fpr, pro, max_fpr)
 
 
 def pixel_metrics(masks: object, maps: object) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Cross-modal Anomaly Enhancement (CAE), spec Part A §5 and Part B §5.2.
+"""Cross-modal Anomaly Enhancement (CAE), docs/method.md §6.
 
 For one query sample, the 2D patch-to-reference distances A (L, R) and the 3D group-to-reference
 distances B (G, R) enhance each other through the organized pixel grid: every 3D group centre
@@ -56,7 +56,7 @@ def _confidence(own: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
 def enhance(
     distances_2d: torch.Tensor, distances_3d: torch.Tensor, patch_of_group: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """CAE of one query and one layer (reference behaviour, B §5.2).
+    """CAE of one query and one layer (reference behaviour, docs/method.md §6).
 
     Args:
         distances_2d: (L, R) patch-to-reference distances A.

@@ -1,8 +1,7 @@
-"""Anomaly maps: from patch scores on the token grid to pixels (spec Part B §6.1)."""
+"""Anomaly maps: from patch scores on the token grid to pixels (docs/method.md §7)."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -22,35 +21,10 @@ def upsample_maps(patch_maps: torch.Tensor, size: int | tuple[int, int]) -> torc
     return F.interpolate(grid, size=out_size, mode="bilinear", align_corners=True).squeeze(1)
 
 
-def map_at_size(patch_map: np.ndarray, height: int, width: int) -> np.ndarray:
-    """One sample's grid map at its original image size (the input was squashed to a square).
-
-    Args:
-        patch_map: (h, w) scores on the token grid.
-        height: Original image height.
-        width: Original image width.
-
-    Returns:
-        (height, width) float32 map.
-    """
-    tensor = torch.from_numpy(np.array(patch_map, dtype=np.float32))[None]
-    return upsample_maps(tensor, (height, width))[0].numpy()
-
-
-def image_scores_from_maps(patch_maps: torch.Tensor, size: int) -> torch.Tensor:
-    """Image score = max of the anomaly map upsampled to ``size`` (the reference uses 224).
-
-    The grid points of an align_corners=True upsampling generally fall between output pixels,
-    so this max can be slightly below the grid max; computing it on the upsampled map keeps the
-    reference's numbers.
-    """
-    return upsample_maps(patch_maps, size).flatten(1).amax(dim=1)
-
-
 def interpolation_weights(
     points: torch.Tensor, centers: torch.Tensor, neighbours: int = 3
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inverse *squared*-distance weights of each point's nearest group centres (Part A §7).
+    """Inverse *squared*-distance weights of each point's nearest group centres (docs/method.md §7).
 
     Args:
         points: (P, 3) foreground points.
@@ -74,7 +48,7 @@ def interpolation_weights(
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (N, H, W) maps in float, replicate padding, radius 4 sigma.
 
-    The reference blurs an 8-bit copy with PIL (B §6.2); Part A §7 keeps it in float.
+    The reference blurs an 8-bit copy with PIL; here it stays float (docs/method.md §7, §11).
     """
     if sigma <= 0:
         return maps

@@ -1,8 +1,8 @@
 """Mutual scoring (MSM): every patch of every sample is scored against all other samples.
 
 For query sample i, patch m and reference sample j the patch-to-sample distance is
-``a[i, m, j] = min_n ||F_i(m) - F_j(n)||`` (spec B §5). The interval average keeps the lowest X%
-of the N-1 values per patch (Part A §6).
+``a[i, m, j] = min_n ||F_i(m) - F_j(n)||`` (docs/method.md §5). The interval average keeps the
+lowest X% of the N-1 values per patch.
 
 Speed: the distance of a pair of patches serves both directions, so each unordered pair of
 samples is computed once. Samples are processed in square tiles: one GEMM of (T*L, C) x (C, T*L)
@@ -42,7 +42,8 @@ def patch_to_sample_distances(
         chunk_mib: Memory budget of one similarity block.
         stage: Name used in the progress events.
         unit_norm: The features are L2-normalised (2D), so ``||x-y||^2 = 2 - 2 x.y`` and the
-            nearest patch is the most similar one; otherwise (3D, B §4.2) the norms are used.
+            nearest patch is the most similar one; otherwise (3D, docs/method.md §4) the norms
+            are used.
 
     Yields:
         Progress after each tile pair (a cancellation point).
@@ -101,7 +102,7 @@ def sorted_cumsum(distances: torch.Tensor) -> torch.Tensor:
 
 
 def interval_count(x_percent: float, num_references: int) -> int:
-    """Number of lowest reference scores kept: ``max(1, floor(X * R))`` (Part A §6)."""
+    """Number of lowest reference scores kept: ``max(1, floor(X * R))`` (docs/method.md §5)."""
     return max(1, math.floor(x_percent / 100.0 * num_references + 1e-9))
 
 

@@ -1,14 +1,14 @@
 """Point-cloud grouping for the 3D branch: unit-ball normalisation, FPS, KNN, curvature and IPG.
 
-Spec Part B §1.3, §3.1–§3.4; Part A §2–§3. Every function runs on the device of its inputs with
+docs/method.md §2, §4. Every function runs on the device of its inputs with
 the same code. Results are deterministic and independent of chunk sizes: distances are exact
 coordinate differences in float32 (a matmul expansion rounds differently with the blocking), and
 every "k smallest" selection breaks ties by the lower position (:func:`_keys`).
 
-Differences to the reference: FPS is standard (the reference kernel never picks a point with
-``||p||^2 <= 1e-3``, B §11 row 19); KNN is exact in float32 (sklearn: float64, so equal up to
+Differences to the reference (docs/method.md §11): FPS is standard (the reference kernel never
+picks a point with ``||p||^2 <= 1e-3``); KNN is exact in float32 (sklearn: float64, so equal up to
 near-ties); curvature uses a float32 covariance, ``eigvalsh`` and the paper's ε (reference: fp16,
-``eig``, no ε; row 2); IPG follows the paper by default (row 1, Part A §3). Groups list the initial
+``eig``, no ε); IPG follows the paper by default (docs/method.md §4). Groups list the initial
 members first, then additions in the order chosen, so ``groups[:, 0] == search_idx[:, 0]`` (the
 centre); the reference prepends additions, which the permutation-invariant encoder ignores.
 """
@@ -111,7 +111,7 @@ def _unpack(keys: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def normalize_unit_ball(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Centre a cloud at its mean and scale it into the unit ball (spec B §1.3).
+    """Centre a cloud at its mean and scale it into the unit ball (docs/method.md §2).
 
     Args:
         points: (P, 3) foreground points (no background zeros), P >= 1.
@@ -130,7 +130,7 @@ def normalize_unit_ball(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def farthest_point_sample(points: Tensor, num_samples: int) -> Tensor:
-    """Standard farthest point sampling, starting at index 0 (spec B §3.1).
+    """Standard farthest point sampling, starting at index 0 (docs/method.md §4).
 
     Each step picks the point with the largest squared distance to the selected set; ties go to
     the lowest index. Unlike the reference kernel, points near the centroid are not excluded.
@@ -187,7 +187,7 @@ def knn(query: Tensor, points: Tensor, k: int, chunk: int | None = None) -> tupl
 
 
 def curvature(points: Tensor, neighbour_idx: Tensor) -> Tensor:
-    """Surface variation ``λ_min / (λ1 + λ2 + λ3 + ε)`` of each group (spec B §3.3).
+    """Surface variation ``λ_min / (λ1 + λ2 + λ3 + ε)`` of each group (docs/method.md §4).
 
     Column 0 of ``neighbour_idx`` is the centre; the other columns (self excluded, as the
     reference) are taken relative to it, scaled into the unit ball, and their float32 covariance
@@ -279,7 +279,7 @@ def ipg_groups(
     c_thr: float = 0.01,
     variant: str = "paper",
 ) -> Tensor:
-    """Iterative point grouping (IPG, spec Part A §3, B §3.4), vectorised over all groups.
+    """Iterative point grouping (IPG, docs/method.md §4), vectorised over all groups.
 
     Curvature < ``c_thr``: the plain ``group_size``-NN. Otherwise the ``k_iter``-NN (centre
     included) grows by up to ``k_iter`` points a step from the rest of the search space, until
@@ -338,7 +338,7 @@ def prepare_groups(points: Tensor, num_groups: int = 1024, group_size: int = 128
     Args:
         points: (P, 3) points, normally normalised to the unit ball.
         num_groups: Centres wanted (G).
-        group_size: Points per group (K_P); the search space is its double (spec B §3.2).
+        group_size: Points per group (K_P); the search space is its double (docs/method.md §4).
 
     Returns:
         The :class:`GroupingBasis` for :func:`regroup`.
@@ -362,7 +362,7 @@ def regroup(
     c_thr: float = 0.01,
     variant: str = "paper",
 ) -> PointGroups:
-    """IPG groups from a precomputed basis of the same ``points`` (Part A §13: a new
+    """IPG groups from a precomputed basis of the same ``points`` (docs/method.md §10: a new
     ``k_iter``/``c_thr`` redoes only this step). ``k_iter`` above the group size is clipped to it.
     """
     if k_iter < 1:
@@ -374,24 +374,3 @@ def regroup(
     )
     same = {f.name: getattr(basis, f.name) for f in fields(GroupingBasis)}  # basis may be groups
     return PointGroups(**same, groups=groups)
-
-
-def group_points(
-    points: Tensor,
-    num_groups: int = 1024,
-    group_size: int = 128,
-    k_iter: int = 80,
-    c_thr: float = 0.01,
-    variant: str = "paper",
-) -> PointGroups:
-    """FPS → KNN(2·group_size) → curvature → IPG (spec B §3.1–§3.4, Part A §3).
-
-    Args:
-        points: (P, 3) points, normally normalised to the unit ball.
-        num_groups, group_size: G and K_P, clipped for small clouds (see :func:`prepare_groups`).
-        k_iter, c_thr, variant: IPG settings (see :func:`ipg_groups`).
-
-    Returns:
-        The :class:`PointGroups` of the cloud.
-    """
-    return regroup(prepare_groups(points, num_groups, group_size), points, k_iter, c_thr, variant)

@@ -1,4 +1,4 @@
-"""RsCon: re-scoring with constrained neighbourhoods (spec Part A §8, Part B §7).
+"""RsCon: re-scoring with constrained neighbourhoods (docs/method.md §8).
 
 Each image score is smoothed with the scores of the samples whose *anomaly-salient feature*
 (the feature of its highest-scoring patch) is most similar. The final score is the mean of the

@@ -1,6 +1,6 @@
 """SNAMD: similarity-weighted pooling of patch tokens over several neighbourhood degrees.
 
-Spec Part B §4.1 (2D): for every patch m and every degree r, the normalised weighted average
+docs/method.md §3 (2D): for every patch m and every degree r, the normalised weighted average
 ``sum_q w_q f_q / sum_q w_q`` over the centred r x r window, with ``w_q = exp(-||f_q - f_m||)``
 computed on the *raw* tokens and zero padding at the border (padded positions contribute
 ``f = 0`` with weight ``exp(-||f_m||)``, as the reference's ``nn.Unfold`` does). The degrees are
@@ -54,7 +54,7 @@ def sw_pool_2d(tokens: torch.Tensor, r_list: tuple[int, ...] = (1, 3, 5)) -> tor
 
 
 def snamd_2d(tokens: torch.Tensor, r_list: tuple[int, ...] = (1, 3, 5)) -> torch.Tensor:
-    """Aggregated, L2-normalised 2D features of one layer (mean over degrees, spec B §4.1).
+    """Aggregated, L2-normalised 2D features of one layer (mean over degrees, docs/method.md §3).
 
     Args:
         tokens: (N, H, W, C) raw patch tokens.
@@ -75,13 +75,13 @@ def snamd_3d(
     c_thr: float,
     r_list: tuple[int, ...] = (1, 3, 5),
 ) -> torch.Tensor:
-    """Aggregated 3D features of one sample and layer, as the reference computes them (B §4.2).
+    """Aggregated 3D features of one sample and layer, as in the reference (docs/method.md §4).
 
     Degree r means the r nearest group centres, the group itself included. The pooled degrees
     are concatenated and compressed to C channels by ``adaptive_avg_pool1d`` (for three degrees
     that averages consecutive channel triplets), as the reference does so that published
-    numbers stay comparable (Part A §4). Groups with curvature >= ``c_thr`` keep their own token
-    uncompressed (surface-consistent selection). Nothing is renormalised afterwards.
+    numbers stay comparable (docs/method.md §4). Groups with curvature >= ``c_thr`` keep their
+    own token uncompressed (surface-consistent selection). Nothing is renormalised afterwards.
 
     Args:
         tokens: (G, C) group tokens; they are L2-normalised here first, as the caller in the

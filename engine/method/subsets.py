@@ -1,4 +1,4 @@
-"""Splitting the sample set into g subsets that are scored independently (spec B §9)."""
+"""Splitting the sample set into g subsets that are scored independently (docs/method.md §9)."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ def extract_2d(
         batch_size: Images per forward pass.
         skipped: Receives a SkippedFile for every image that cannot be read.
         foregrounds: Optional foreground masks by sample name; the RGB outside is blacked out
-            first, as the reference preprocessing does on MVTec 3D-AD (B §1.1).
+            first, as the reference preprocessing does on MVTec 3D-AD (docs/method.md §2).
     """
     kept: list[Sample] = []
     sizes: list[tuple[int, int]] = []

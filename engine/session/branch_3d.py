@@ -1,8 +1,9 @@
 """The 3D branch: XYZ maps -> foreground clouds -> point groups -> per-group features.
 
-Stages and what they depend on (Part A §13): :func:`load_clouds` (background removal, resizing to
-the map grid, normalisation, FPS/KNN/curvature) depends only on the data; :func:`group_clouds`
-(IPG) on ``k_iter``/``c_thr``; :func:`extract_3d` (backbone + SNAMD-3D) on the groups.
+Stages and what they depend on (docs/method.md §10): :func:`load_clouds` (background removal,
+resizing to the map grid, normalisation, FPS/KNN/curvature) depends only on the data;
+:func:`group_clouds` (IPG) on ``k_iter``/``c_thr``; :func:`extract_3d` (backbone + SNAMD-3D)
+on the groups.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from engine.session.tables import SubsetTable
 
 
 def _penultimate(layers: list[torch.Tensor]) -> torch.Tensor:
-    # the reference takes the salient feature from the penultimate scored layer (B §7)
+    # the reference takes the salient feature from the penultimate scored layer (docs/method.md §8)
     return layers[max(0, len(layers) - 2)]
 
 
@@ -86,7 +86,7 @@ def read_out(
     backbone_3d: PointBackboneInfo | None,
     timings: dict[str, float],
 ) -> ScoreResult:
-    """Build the result for the current X %, RsCon window and blur (spec B §6–§7)."""
+    """Build the result for the current X %, RsCon window and blur (docs/method.md §7, §8)."""
     size = config.eval_size
     parts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     points: list[PointScores | None] = [None] * len(samples)
@@ -95,7 +95,7 @@ def read_out(
     if "3d" in modality:
         maps_3d, salient_3d, points = _maps_3d(tables, features_3d, clouds, size, config)
         parts["3d"] = (maps_3d, salient_3d)
-    fused = sum(maps for maps, _ in parts.values())  # 2D + 3D, no weighting (B §6.3)
+    fused = sum(maps for maps, _ in parts.values())  # 2D + 3D, no weighting (docs/method.md §7)
     salient = torch.cat([s for _, s in parts.values()], dim=1)
     max_scores = fused.flatten(1).amax(dim=1)
     final = rscon(max_scores, salient, config.rscon_window)

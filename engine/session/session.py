@@ -24,14 +24,14 @@ from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex, Sample, SkippedFile
 from engine.device import move_tensors, resolve_device
 from engine.errors import InvalidInputError, MuscError
-from engine.method.cae import patch_of_pixel
-from engine.method.subsets import check_count, split_subsets
+from engine.method.subsets import split_subsets
 from engine.progress import CancelToken, Progress
 from engine.session import branch_2d, branch_3d
 from engine.session.readout import read_out
 from engine.session.results import ScoreResult
+from engine.session.samples import scored_samples
 from engine.session.stages import CACHED_STAGES, STAGES, Stage, model_fields, stale_stages
-from engine.session.tables import SubsetTable, mutual_scores
+from engine.session.tables import SubsetTable, cloud_rows, mutual_scores
 
 
 @dataclass
@@ -187,7 +187,15 @@ class InspectionSession:
         for stage in (Stage.LOAD_3D, Stage.EXTRACT_2D, Stage.AGGREGATE_2D):
             yield from self._ensure(stage)
         # the scored sample list: images that could be read (or clouds, in 3D-only mode)
-        self._samples = self._choose_samples("2d" in modality, "3d" in modality)
+        tokens = self._cache.get(Stage.EXTRACT_2D)
+        self._samples = scored_samples(
+            self.dataset,
+            tokens.samples if tokens is not None else None,
+            set(self._cache.get(Stage.LOAD_3D, {})),
+            "2d" in modality,
+            "3d" in modality,
+            self.warnings,
+        )
         for stage in (Stage.GROUP_3D, Stage.EXTRACT_3D, Stage.SCORE_2D, Stage.SCORE_3D,
                       Stage.SCORE_CAE):  # fmt: skip
             yield from self._ensure(stage)
@@ -353,26 +361,6 @@ class InspectionSession:
         clouds = self._cache.get(Stage.LOAD_3D, {})
         return [tuple(clouds[s.name].foreground.shape) for s in self._samples]
 
-    def _choose_samples(self, use_2d: bool, use_3d: bool) -> list[Sample]:
-        if use_2d:
-            samples = list(self._cache[Stage.EXTRACT_2D].samples)
-            total = sum(s.rgb_path is not None for s in self.dataset.samples)
-        else:
-            loaded = self._cache[Stage.LOAD_3D]
-            samples = [s for s in self.dataset.samples if s.name in loaded]
-            total = sum(s.xyz_path is not None for s in self.dataset.samples)
-        check_count(self.dataset.root, len(samples), total, self.warnings)
-        if use_2d and use_3d:
-            missing = [s.name for s in samples if s.name not in self._cache[Stage.LOAD_3D]]
-            if missing:
-                listed = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-                self.warnings.append(
-                    f"{len(missing)} of {len(samples)} samples have no usable XYZ map and are "
-                    f"scored in 2D only ({listed}); cross-modal enhancement is off for their "
-                    "subsets."
-                )
-        return samples
-
     def _ensure_backbone(self) -> Backbone2D:
         if self._backbone is None:
             name = self.config.backbone
@@ -441,24 +429,18 @@ class InspectionSession:
         return tokens
 
     def _score(self, use_2d: bool, use_3d: bool) -> Generator[Progress, None, list[SubsetTable]]:
-        subsets = split_subsets(len(self._samples), self.config.subsets, self.config.seed)
-        clouds = self._clouds_of_samples() if use_3d else []
-        row_3d, patch_rows = {}, []
         tokens = self._cache.get(Stage.EXTRACT_2D)
-        for index, cloud in enumerate(clouds):
-            if cloud is None:
-                continue
-            row_3d[index] = len(row_3d)
-            if tokens is not None:
-                size = self.config.eval_size
-                centre_pixels = cloud.pixel_index[cloud.basis.center_idx]
-                patch_rows.append(patch_of_pixel(centre_pixels, (size, size), tokens.grid))
+        row_3d, patch_of_group = cloud_rows(
+            self._clouds_of_samples() if use_3d else [],
+            tokens.grid if tokens is not None else None,
+            self.config.eval_size,
+        )
         tables = yield from mutual_scores(
-            subsets,
+            split_subsets(len(self._samples), self.config.subsets, self.config.seed),
             self._cache.get(Stage.AGGREGATE_2D) if use_2d else None,
             self._cache.get(Stage.EXTRACT_3D) if use_3d else None,
             row_3d,
-            torch.stack(patch_rows) if patch_rows else None,
+            patch_of_group,
             use_cae=self.uses_cae,
             chunk_mib=self.config.chunk_mib,
         )

@@ -174,12 +174,8 @@ def consumed(stage: Stage, config: MuscConfig) -> tuple[Stage, ...]:
 
 def stale_stages(changed: set[str], config: MuscConfig) -> set[Stage]:
     """The stages a change of the fields ``changed`` invalidates under the new ``config``."""
-    stale = {stage for stage, spec in STAGES.items() if spec.reads & changed}
-    while True:
-        more = {s for s in STAGES if s not in stale and set(consumed(s, config)) & stale}
-        if not more:
-            return stale
-        stale |= more
+    direct = [stage for stage, spec in STAGES.items() if spec.reads & changed]
+    return set().union(*(stale_stages_of(stage, config) for stage in direct))
 
 
 def field_stages(name: str) -> list[Stage]:
@@ -188,8 +184,32 @@ def field_stages(name: str) -> list[Stage]:
 
 
 def field_cost(name: str) -> Cost:
-    """What changing config field ``name`` costs (the most expensive stage that reads it)."""
-    return max((STAGES[s].cost for s in field_stages(name)), default=Cost.NONE)
+    """What changing config field ``name`` costs.
+
+    The most expensive of the stages that read it, leaving out a stage that is downstream of
+    another one reading it (its cost is implied: C_thr re-groups, and re-grouping re-extracts
+    the 3D features, so C_thr is a re-grouping change).
+    """
+    direct = field_stages(name)
+    everything = MuscConfig(black_rgb_background=True)
+    roots = [
+        stage
+        for stage in direct
+        if not any(
+            stage in stale_stages_of(other, everything) for other in direct if other != stage
+        )
+    ]
+    return max((STAGES[s].cost for s in roots), default=Cost.NONE)
+
+
+def stale_stages_of(stage: Stage, config: MuscConfig) -> set[Stage]:
+    """``stage`` and every stage downstream of it under ``config``."""
+    stale = {stage}
+    while True:
+        more = {s for s in STAGES if s not in stale and set(consumed(s, config)) & stale}
+        if not more:
+            return stale
+        stale |= more
 
 
 def model_fields(stage: Stage) -> frozenset[str]:
@@ -205,20 +225,23 @@ def key_fields() -> frozenset[str]:
 def parameter_table() -> str:
     """Markdown table of every parameter, the stages it invalidates and its cost.
 
-    The read-out runs after every change, so it is listed only where a field is read by it.
+    The read-out runs after every change, so it is listed only where a field reads it. Stages
+    invalidated only while a condition holds (``consumes_if``) are named with that condition.
     """
     lines = [
         "| parameter | read by | also invalidates | cost |",
         "|---|---|---|---|",
     ]
+    flags = {flag for spec in STAGES.values() for _, flag in spec.consumes_if}
+    plain, conditional = MuscConfig(), MuscConfig(**{flag: True for flag in flags})
     for f in fields(MuscConfig):
         direct = field_stages(f.name)
-        # with every conditional input on, so the table shows the widest effect
-        everything = MuscConfig(black_rgb_background=True)
-        later = [s for s in CACHED_STAGES if s in stale_stages({f.name}, everything) - set(direct)]
+        always = stale_stages({f.name}, plain) - set(direct)
+        sometimes = stale_stages({f.name}, conditional) - set(direct) - always
+        later = ", ".join(s for s in CACHED_STAGES if s in always) or "–"
+        if sometimes:
+            names = ", ".join(s for s in CACHED_STAGES if s in sometimes)
+            later += f"; with {' or '.join(f'`{x}`' for x in sorted(flags))}: {names}"
         read_by = ", ".join(direct) or f"run setting ({RUN_SETTINGS[f.name]})"
-        lines.append(
-            f"| `{f.name}` | {read_by} | {', '.join(later) or '–'} "
-            f"| {COST_WORDS[field_cost(f.name)]} |"
-        )
+        lines.append(f"| `{f.name}` | {read_by} | {later} | {COST_WORDS[field_cost(f.name)]} |")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ import torch
 
 from engine.method import cae, mutual_scoring
 from engine.progress import Progress
+from engine.session.branch_3d import Cloud
 
 
 @dataclass
@@ -102,6 +103,30 @@ def _enhanced(
         total_2d = cum_a if total_2d is None else total_2d + cum_a
         total_3d = cum_b if total_3d is None else total_3d + cum_b
     return total_2d / rounds, total_3d / rounds
+
+
+def cloud_rows(
+    clouds: list[Cloud | None], grid: tuple[int, int] | None, eval_size: int
+) -> tuple[dict[int, int], torch.Tensor | None]:
+    """Where each sample's 3D features sit, and the 2D patch of each group centre (for CAE).
+
+    Args:
+        clouds: Per scored sample its cloud, or None where it has none.
+        grid: (h, w) of the 2D token grid, or None without 2D.
+        eval_size: Side of the square map grid the clouds live on.
+
+    Returns:
+        Sample index -> row of the 3D features, and (N3, G) patch indices (None without 2D).
+    """
+    row_3d, patch_rows = {}, []
+    for index, cloud in enumerate(clouds):
+        if cloud is None:
+            continue
+        row_3d[index] = len(row_3d)
+        if grid is not None:
+            centre_pixels = cloud.pixel_index[cloud.basis.center_idx]
+            patch_rows.append(cae.patch_of_pixel(centre_pixels, (eval_size, eval_size), grid))
+    return row_3d, torch.stack(patch_rows) if patch_rows else None
 
 
 def mutual_scores(

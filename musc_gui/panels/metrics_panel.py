@@ -246,7 +246,7 @@ class MetricsPanel(QWidget):
         self.status.setText(f"Suggested {value:.4f}: {how}.")
         return value
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event) -> None:
         """Stop the worker thread with the panel."""
         self._generation += 1
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -56,9 +56,7 @@ AUTO = "auto"
 
 
 def _backbone_choices(name: str) -> tuple[str, ...]:
-    if name == "backbone":
-        return (AUTO, *backbones.list_backbones())
-    return (AUTO, *backbones.list_point_backbones())
+    return (AUTO, *backbones.list_backbones("2d" if name == "backbone" else "3d"))
 
 
 class FieldEditor(QWidget):
@@ -132,7 +130,7 @@ class FieldEditor(QWidget):
         """Pick a weights file with a dialog."""
         path, _ = QFileDialog.getOpenFileName(
             self, "Weights file", "", "Weights (*.pth *.pt *.bin *.safetensors);;All files (*)"
-        )  # noqa: E501
+        )
         if path:
             self.set_value(path)
             self.changed.emit()
@@ -288,10 +286,11 @@ class ParameterPanel(QWidget):
             b3 = result.backbone_3d
             lines.append(f"3D: {b3.name} ({b3.architecture}), weights {b3.weights_source}")
         self.backbone_label.setText("\n".join(lines) or "Backbone: none")
-        fallback = result.backbone is not None and result.backbone.name != backbones.PAPER_DEFAULT
-        auto = self.state.config.backbone in (None, backbones.OFFLINE_DEFAULT)
+        paper = backbones.default_backbone("2d")
+        fallback = result.backbone is not None and result.backbone.name != paper
+        auto = self.state.config.backbone in (None, backbones.default_backbone("2d", "offline"))
         self.set_weights_warning(
-            f"The paper's {backbones.PAPER_DEFAULT} weights are not in use; scores come from the "
+            f"The paper's {paper} weights are not in use; scores come from the "
             f"offline {result.backbone.name}. Choose a local weights file to use the paper's "
             "backbone."
             if fallback and auto
@@ -341,13 +340,13 @@ class ParameterPanel(QWidget):
             "Weights (*.pth *.pt *.bin *.safetensors);;All files (*)",
         )
         if path:
-            self.editors["backbone"].set_value(backbones.PAPER_DEFAULT)
+            self.editors["backbone"].set_value(backbones.default_backbone("2d"))
             self.editors["weights"].set_value(path)
             self.fallback_button.show()
             self.apply_button.setEnabled(True)
 
     def _use_offline(self) -> None:
-        self.editors["backbone"].set_value(backbones.OFFLINE_DEFAULT)
+        self.editors["backbone"].set_value(backbones.default_backbone("2d", "offline"))
         self.editors["weights"].set_value(None)
         self.fallback_button.hide()
         self.apply_button.setEnabled(True)

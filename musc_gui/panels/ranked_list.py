@@ -72,7 +72,7 @@ class ThumbnailCache:
                 height, width = rgb.shape[:2]
                 image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
                 image = image.scaled(self.size, self.size, Qt.AspectRatioMode.KeepAspectRatio)
-            except Exception:  # noqa: BLE001 - a thumbnail is optional; the name still shows
+            except Exception:  # a thumbnail is optional; the name still shows
                 return QPixmap()
         return QPixmap.fromImage(image)
 
@@ -110,15 +110,15 @@ class RankedModel(QAbstractTableModel):
         """The sample's type ("good", "scratch", ...) or "" when unknown."""
         return self._result.samples[row].defect_type or ""
 
-    def rowCount(self, parent: ANY_INDEX = QModelIndex()) -> int:  # noqa: N802, B008
+    def rowCount(self, parent: ANY_INDEX = QModelIndex()) -> int:  # noqa: B008
         """Number of scored samples."""
         return 0 if self._result is None or parent.isValid() else len(self._result.samples)
 
-    def columnCount(self, parent: ANY_INDEX = QModelIndex()) -> int:  # noqa: N802, B008
+    def columnCount(self, parent: ANY_INDEX = QModelIndex()) -> int:  # noqa: B008
         """Number of columns."""
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         """Column titles."""
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
@@ -183,7 +183,7 @@ class RankedFilter(QSortFilterProxyModel):
         self.beginFilterChange()
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
-    def filterAcceptsRow(self, row: int, parent: ANY_INDEX) -> bool:  # noqa: N802
+    def filterAcceptsRow(self, row: int, parent: ANY_INDEX) -> bool:
         """Whether ``row`` passes the current filter."""
         model: RankedModel = self.sourceModel()
         if self._mode == "all":
@@ -196,7 +196,7 @@ class RankedFilter(QSortFilterProxyModel):
 class RankedTableView(QTableView):
     """A table whose Home/End keys jump to the first/last row (not column)."""
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         """Home/End move between rows; everything else as usual."""
         key = event.key()
         if key in (Qt.Key.Key_Home, Qt.Key.Key_End) and self.model().rowCount():

@@ -124,11 +124,11 @@ class PickingGLView(gl.GLViewWidget):
 
     clicked = Signal(float, float)
 
-    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
         self._press = ev.position()
         super().mousePressEvent(ev)
 
-    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
         press = getattr(self, "_press", None)
         if press is not None and ev.button() == Qt.MouseButton.LeftButton:
             if (ev.position() - press).manhattanLength() < 4:

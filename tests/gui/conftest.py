@@ -6,13 +6,14 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
+import pytest
 
-from engine.config import MuscConfig  # noqa: E402
-from engine.data.discover import discover_dataset  # noqa: E402
-from engine.data.synthetic import DEFECT_TYPES, DEFECT_TYPES_3D, write_synthetic_dataset  # noqa: E402
-from engine.progress import run_to_completion  # noqa: E402
-from engine.session.session import InspectionSession  # noqa: E402
+from engine.config import MuscConfig
+from engine.data.discover import discover_dataset
+from engine.data.synthetic import DEFECT_TYPES, DEFECT_TYPES_3D, write_synthetic_dataset
+from engine.progress import run_to_completion
+from engine.session.session import InspectionSession
+from tests.gui import xvfb
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +32,9 @@ def session_cache_dir(tmp_path, monkeypatch):
     """Every GUI test gets its own empty session cache (no hits across tests, no ~/.cache)."""
     monkeypatch.setenv("MUSC_CACHE_DIR", str(tmp_path / "musc-cache"))
     return tmp_path / "musc-cache"
+
+
+@pytest.fixture(scope="session")
+def xvfb_display():
+    """A private Xvfb display for OpenGL rendering tests (see tests/gui/xvfb.py)."""
+    yield from xvfb.xvfb_display()

@@ -1,18 +1,14 @@
 """CloudView: colours, greying and pixel <-> point logic without GL; rendering under Xvfb.
 
-The rendering test runs in a subprocess with its own Xvfb display and ``QT_QPA_PLATFORM=xcb``,
-because the Qt platform of this process is fixed (offscreen) once the first widget exists.
+The rendering test runs in a subprocess with its own Xvfb display and ``QT_QPA_PLATFORM=xcb``
+(tests/gui/xvfb.py), because the Qt platform of this process is fixed (offscreen) once the first
+widget exists.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +27,8 @@ from musc_gui.views.cloud_view import (
     rgb_colors,
     score_colors,
 )
+from tests.gui.xvfb import run_on_display
 
-ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("MUSC_GUI_SHOTS", "/tmp/gui_shots"))
 
 
@@ -161,36 +157,12 @@ print("RESULT" + json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def xvfb_display():
-    """A private Xvfb display, or a skip that says why there is none."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb not installed (apt-get install xvfb): the 3D view needs an X server")
-    display = f":{97 + os.getpid() % 100}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(1.0)
-    if proc.poll() is not None:
-        pytest.skip(f"Xvfb could not start on {display}")
-    yield display
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 def test_cloud_view_renders_and_links(scored_line, xvfb_display, tmp_path):
     _, result = scored_line
     pickled = tmp_path / "result.pkl"
     pickled.write_bytes(pickle.dumps(result))
     SHOTS.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb",
-               PYTHONPATH=str(ROOT))  # fmt: skip
-    run = subprocess.run([sys.executable, "-c", _SCRIPT, str(pickled), str(SHOTS)], env=env,
-                         cwd=ROOT, capture_output=True, text=True, timeout=240)  # fmt: skip
-    lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT")]
-    if not lines and "could not load the Qt platform plugin" in run.stderr.lower():
-        pytest.skip(f"Qt xcb platform unavailable: {run.stderr.strip()[-300:]}")
-    assert lines, f"subprocess failed ({run.returncode}):\n{run.stderr[-3000:]}"
-    out = json.loads(lines[-1][len("RESULT") :])
+    out = run_on_display(xvfb_display, _SCRIPT, str(pickled), str(SHOTS))
     assert out["message_without_sample"]
     assert out["has_points"] and out["n_colours"] == out["n_points"]
     assert out["drawn_fraction"] > 0.05, "the point cloud was not rendered"

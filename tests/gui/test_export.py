@@ -9,6 +9,7 @@ import pytest
 
 from musc_gui.export import export_pdf, export_report, report_from_state
 from musc_gui.state import AppState
+from tests.environment import skip_or_fail
 
 
 @pytest.fixture
@@ -28,9 +29,17 @@ def test_pdf_is_written(tmp_path, state):
     payload = path.read_bytes()
     assert payload.startswith(b"%PDF")
     assert len(payload) > 20_000  # text plus six embedded pictures
-    if shutil.which("pdftotext"):
-        text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True)
-        assert all(part.row.name in text.stdout for part in data.failing)
+
+
+def test_pdf_text_names_each_failing_part(tmp_path, state):
+    if shutil.which("pdftotext") is None:
+        skip_or_fail("pdftotext is not installed (apt-get install poppler-utils)")
+    data = report_from_state(state)
+    path = export_pdf(tmp_path / "report.pdf", data)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    assert data.failing and all(part.row.name in text for part in data.failing)
+    assert "MuSc" in text or "defect" in text.lower()
 
 
 def test_export_folder_and_overwrite_question(tmp_path, state):

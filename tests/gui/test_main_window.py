@@ -8,6 +8,7 @@ from PySide6.QtCore import QSettings
 
 from engine.config import MuscConfig
 from engine.data.synthetic import DEFECT_TYPES, DEFECT_TYPES_3D, write_synthetic_dataset
+from engine.evaluation.thresholds import suggested_threshold
 from musc_gui.main_window import MainWindow
 
 TIMEOUT = 180_000
@@ -48,6 +49,10 @@ def test_open_scores_ranks_and_rescores_live(qtbot, window, demo_folder, tmp_pat
     assert len(result.samples) == len(window.state.dataset.samples)
     top = [result.samples[i].label for i in window.ranked.visible_samples()[:3]]
     assert sum(top) >= 2  # defective parts rank first
+    # the first result gets the engine's suggested pass/fail threshold (max-F1: all labelled)
+    suggested, _how = suggested_threshold(result.image_scores, result.labels)
+    assert result.image_scores.min() < suggested < result.image_scores.max()
+    assert window.state.threshold == pytest.approx(suggested, abs=1e-6)
     assert window.state.current == int(result.ranking()[0])
     assert "Samples" in window.summary.plain_text()
     assert window.recent_folders()[0].endswith("line")
@@ -66,8 +71,7 @@ def test_open_scores_ranks_and_rescores_live(qtbot, window, demo_folder, tmp_pat
     assert not np.allclose(before, after.image_scores)
     assert extracts == []
     assert all(window.session._cache[k] is v for k, v in cache.items())
-    assert window.last_rescore_s < 1.0
-    print(f"\nlive rescore N={len(after.samples)}: {window.last_rescore_s * 1000:.0f} ms")
+    # how fast this is, is measured by bench/bench_gui.py, not asserted here
 
 
 def test_cancel_mid_run_keeps_window_usable(qtbot, window, demo_folder):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from PySide6.QtCore import QSettings
 
@@ -37,17 +35,14 @@ def test_reopening_a_scored_folder_restores_without_a_run(qtbot, tmp_path, sessi
     assert list(session_cache_dir.glob("sessions/*.h5"))  # saved by the worker
 
     second = _window(qtbot, tmp_path)
-    started = time.perf_counter()
     assert second.open_folder(folder)
-    elapsed = time.perf_counter() - started
     assert not second.runner.running
     result = second.state.result
     assert result is not None and second.session.backbone is None
     np.testing.assert_allclose(result.image_scores, first.state.result.image_scores, atol=1e-6)
     assert "from cache" in second.statusBar().currentMessage()
     assert second.rerun_action.isEnabled() and second.errors == []
-    assert elapsed < 5.0
-    print(f"\nrestore from cache: {second.last_restore_s * 1000:.0f} ms")
+    # how fast the restore is, is measured by bench/bench_gui.py, not asserted here
 
     second.live_rescore({"x_percent": 20.0})  # the restored session re-scores at once
     assert second.state.result is not result and not second.runner.running

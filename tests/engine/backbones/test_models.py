@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import engine.backbones as backbones
+import engine.backbones.registry as registry
 from engine.backbones import create_backbone
 from engine.backbones.efficientnet_lite import block_strides
 from engine.backbones.weights import WeightsSpec
@@ -112,8 +113,8 @@ def test_vit_random_small() -> None:
     x = _images(2, 64)
     feats = bb.extract(x)
     assert [tuple(f.shape) for f in feats] == [(2, 8, 8, 384)] * 3
-    # Spec B §2: block outputs pass through the final LayerNorm, CLS token dropped. For the last
-    # block that is exactly timm's forward_features without the prefix token.
+    # docs/method.md §3: block outputs pass through the final LayerNorm, CLS token dropped. For the
+    # last block that is exactly timm's forward_features without the prefix token.
     with torch.no_grad():
         tokens = bb.model.forward_features(x)[:, bb.model.num_prefix_tokens :]
     torch.testing.assert_close(feats[2], tokens.reshape(2, 8, 8, 384))
@@ -165,7 +166,7 @@ def test_vit_download_then_cache(
     entry = backbones.backbone_entry("dino_vits8")
     spec = WeightsSpec(entry.weights_spec.filename, url)
     monkeypatch.setitem(
-        backbones._REGISTRY, "dino_vits8", dataclasses.replace(entry, weights_spec=spec)
+        registry._REGISTRY, "dino_vits8", dataclasses.replace(entry, weights_spec=spec)
     )
     bb = create_backbone("dino_vits8", image_size=64)
     assert bb.info.weights_source.startswith(f"downloaded from {url}")

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-import engine.backbones as backbones
+import engine.backbones.registry as registry
 from engine.backbones import (
+    backbone_entry,
     choose_default_point_backbone,
     create_point_backbone,
-    list_point_backbones,
-    point_backbone_entry,
-    register_point_backbone,
+    list_backbones,
+    register_backbone,
 )
 from engine.backbones.point_mae import PointMAEBackbone, PointTransformer
 from engine.backbones.weights import POINT_MAE_WEIGHTS, sha256_of
@@ -156,7 +156,7 @@ def test_batchnorm_modes_match_hand_computation(
 
 
 def test_forward_follows_spec(fake_ckpt: tuple[Path, dict]) -> None:
-    """Spec B §3.5 composed by hand: relative groups, absolute-centre pos before every block."""
+    """docs/method.md §4 by hand: relative groups, absolute-centre pos before every block."""
     backbone = create_point_backbone("point_mae", fake_ckpt[0], layers=[1, 3])
     m = backbone.model  # type: ignore[attr-defined]
     points, centers, groups = small_cloud(4)
@@ -242,10 +242,10 @@ def test_bad_arguments() -> None:
 
 
 def patch_spec(monkeypatch: pytest.MonkeyPatch, url: str, sha256: str | None) -> None:
-    entry = point_backbone_entry("point_mae")
+    entry = backbone_entry("point_mae")
     spec = dataclasses.replace(POINT_MAE_WEIGHTS, url=url, sha256=sha256)
     monkeypatch.setitem(
-        backbones._POINT_REGISTRY, "point_mae", dataclasses.replace(entry, weights_spec=spec)
+        registry._REGISTRY, "point_mae", dataclasses.replace(entry, weights_spec=spec)
     )
 
 
@@ -284,34 +284,22 @@ def test_offline_error_names_file_url_and_fpfh(
 
 
 def test_registry_names_and_errors() -> None:
-    assert list_point_backbones() == ["fpfh", "point_mae"]
-    fpfh = point_backbone_entry("fpfh")
-    assert fpfh.offline and fpfh.weights_spec is None
-    assert point_backbone_entry("point_mae").weights_spec == POINT_MAE_WEIGHTS
-    with pytest.raises(UnknownBackboneError) as err:
-        create_point_backbone("pointnet")
-    assert re.search(r"'pointnet'.*fpfh, point_mae", str(err.value))
-    entry = point_backbone_entry("fpfh")
-    with pytest.raises(ValueError, match="twice"):
-        register_point_backbone(
-            "fpfh", entry.factory, description="x", offline=True, weights_spec=None
+    assert list_backbones("3d") == ["fpfh", "point_mae"]
+    fpfh = backbone_entry("fpfh", "3d")
+    assert fpfh.offline and fpfh.weights_spec is None and fpfh.modality == "3d"
+    assert backbone_entry("point_mae").weights_spec == POINT_MAE_WEIGHTS
+    for name in ("pointnet", "efficientnet_lite0"):  # a 2D name is no 3D backbone
+        with pytest.raises(UnknownBackboneError) as err:
+            create_point_backbone(name)
+        assert re.search(
+            rf"Unknown 3D backbone '{name}'; valid names: fpfh, point_mae$", str(err.value)
         )
-    assert "efficientnet_lite0" in backbones.list_backbones()  # the 2D registry is separate
-    assert "fpfh" not in backbones.list_backbones()
-
-
-def test_default_offline_is_fpfh(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[float, str]] = []
-
-    def unreachable(timeout: float, host: str = "?", port: int = 443) -> bool:
-        seen.append((timeout, host))
-        return False
-
-    monkeypatch.setattr(backbones, "hub_reachable", unreachable)
-    name, reason = choose_default_point_backbone(timeout=0.5)
-    assert name == "fpfh"
-    assert seen == [(0.5, "github.com")]
-    assert "fpfh" in reason and "unreachable" in reason and "\n" not in reason
+    with pytest.raises(ValueError, match="twice"):
+        register_backbone(
+            "fpfh", fpfh.factory, modality="3d", description="x", offline=True, weights_spec=None
+        )
+    assert "efficientnet_lite0" in list_backbones("2d")  # one registry, filtered by modality
+    assert "fpfh" not in list_backbones("2d")
 
 
 def test_default_online_and_cached(cache: Path) -> None:

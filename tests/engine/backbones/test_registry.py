@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine.backbones as backbones
+import engine.backbones.registry as registry
 from engine.backbones import (
-    backbone_description,
     backbone_entry,
     choose_default_backbone,
     create_backbone,
+    default_backbone,
     hub_reachable,
     list_backbones,
     register_backbone,
@@ -33,11 +33,12 @@ EXPECTED = {
 
 
 def test_all_backbones_listed() -> None:
-    names = list_backbones()
+    names = list_backbones("2d")
     assert set(names) == EXPECTED
     assert names == sorted(names)
+    assert list_backbones() == [*names, "fpfh", "point_mae"]  # 2D first, then 3D
     for name in names:
-        assert backbone_description(name)
+        assert backbone_entry(name).description and backbone_entry(name).modality == "2d"
     assert backbone_entry("efficientnet_lite0").offline
     assert not backbone_entry("dino_vitb8").offline
     spec = backbone_entry("dino_vitb8").weights_spec
@@ -55,7 +56,16 @@ def test_unknown_name_lists_valid_names() -> None:
     assert all(name in msg for name in EXPECTED)
     assert isinstance(err.value, KeyError)
     with pytest.raises(UnknownBackboneError):
-        backbone_description("nope")
+        backbone_entry("nope")
+    with pytest.raises(UnknownBackboneError, match="Unknown backbone 'fpfh'"):
+        create_backbone("fpfh")  # a 3D name is no 2D backbone
+
+
+def test_defaults_are_flagged_in_the_registry() -> None:
+    assert default_backbone("2d") == "dino_vitb8"
+    assert default_backbone("2d", "offline") == "efficientnet_lite0"
+    assert default_backbone("3d") == "point_mae"
+    assert default_backbone("3d", "offline") == "fpfh"
 
 
 def test_duplicate_registration_rejected() -> None:
@@ -64,6 +74,7 @@ def test_duplicate_registration_rejected() -> None:
         register_backbone(
             "efficientnet_lite0",
             entry.factory,
+            modality="2d",
             description="x",
             offline=True,
             default_image_size=224,
@@ -83,18 +94,36 @@ def test_unfitting_weights_file_is_named(tmp_path: Path) -> None:
         create_backbone("efficientnet_lite0", bad)
 
 
-def test_default_offline(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[float] = []
+@pytest.mark.parametrize(
+    ("modality", "host", "reason"),
+    [
+        (
+            "2d",
+            "huggingface.co",
+            "DINO ViT-B/8 weights are not cached and huggingface.co is unreachable; using the "
+            "offline EfficientNet-Lite0 (efficientnet_lite0)",
+        ),
+        (
+            "3d",
+            "github.com",
+            "Point-MAE weights are not cached and github.com is unreachable; using the "
+            "weight-free FPFH descriptor (fpfh)",
+        ),
+    ],
+)
+def test_default_offline(
+    modality: str, host: str, reason: str, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[float, str]] = []
 
-    def unreachable(timeout: float) -> bool:
-        seen.append(timeout)
+    def unreachable(timeout: float, host: str = "?", port: int = 443) -> bool:
+        seen.append((timeout, host))
         return False
 
-    monkeypatch.setattr(backbones, "hub_reachable", unreachable)
-    name, reason = choose_default_backbone(timeout=0.5)
-    assert name == "efficientnet_lite0"
-    assert seen == [0.5]
-    assert "efficientnet_lite0" in reason and "unreachable" in reason and "\n" not in reason
+    monkeypatch.setattr(registry, "hub_reachable", unreachable)
+    choice = choose_default_backbone(timeout=0.5, modality=modality)
+    assert choice == (default_backbone(modality, "offline"), reason)
+    assert seen == [(0.5, host)]
 
 
 def test_default_online(cache: Path) -> None:
@@ -107,7 +136,7 @@ def test_default_cached_skips_probe(cache: Path, monkeypatch: pytest.MonkeyPatch
     def no_probe(timeout: float) -> bool:
         raise AssertionError("the network must not be probed when the weights are cached")
 
-    monkeypatch.setattr(backbones, "hub_reachable", no_probe)
+    monkeypatch.setattr(registry, "hub_reachable", no_probe)
     cache.mkdir()
     (cache / "vit_base_patch8_224.dino.safetensors").write_bytes(b"fake")
     name, reason = choose_default_backbone()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -106,11 +105,8 @@ def test_real_cable_gland_part() -> None:
     if not path.is_file():
         pytest.skip(f"real MVTec 3D-AD sample not found at {path} (shared data absent)")
     xyz = read_xyz(path)
-    remove_background(xyz)  # warm-up: the first call imports open3d and scipy
-    start = time.perf_counter()
-    result = remove_background(xyz)
-    seconds = time.perf_counter() - start
-    assert result.notes == () and seconds < 1.0
+    result = remove_background(xyz)  # its speed is measured by bench/bench_io.py
+    assert result.notes == ()
     assert np.array_equal(remove_background(xyz).mask, result.mask)
     fraction = result.mask.mean()  # 0.149 on this sample (0.143-0.168 over all 53)
     assert 0.10 < fraction < 0.25, f"foreground fraction {fraction:.3f}"

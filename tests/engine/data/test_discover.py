@@ -66,7 +66,7 @@ def test_mvtec3d_category(tmp_path: Path) -> None:
     assert bent0.mask_path == cat / "test" / "bent" / "gt" / "000.png"
     assert bent1.mask_path is None and bent1.xyz_path is not None
     assert good2.xyz_path is None
-    assert index.has_ground_truth and index.has_xyz and index.skipped == []
+    assert all(s.label is not None for s in index.samples) and index.has_xyz and index.skipped == []
     assert any("1 of 5 samples have no XYZ" in w for w in index.warnings)
     assert any("1 of 2 defective samples have no ground-truth mask" in w for w in index.warnings)
 
@@ -128,7 +128,6 @@ def test_flat_folder_is_unlabeled_sorted_and_ignores_junk(tmp_path: Path) -> Non
     assert (index.layout, index.category) == ("folder", "line")
     assert names(index) == ["a", "b", "c", "d", "e"]
     assert all(s.label is None and s.defect_type is None for s in index.samples)
-    assert not index.has_ground_truth
     assert index.skipped == [] and index.warnings == []
 
 
@@ -161,7 +160,6 @@ def test_typed_subfolders_with_masks(tmp_path: Path) -> None:
     assert [s.label for s in index.samples] == [0, 0, 0, 1, 1]
     assert index.samples[3].mask_path == tmp_path / "gt" / "scratch" / "p1_mask.png"
     assert index.samples[4].mask_path is None
-    assert index.has_ground_truth
 
 
 def test_tiff_next_to_image_is_its_point_map(tmp_path: Path) -> None:
@@ -252,5 +250,6 @@ def test_real_mvtec3d_root() -> None:
     indexes = discover_datasets(root)
     assert [i.category for i in indexes] == ["cable_gland", "tire"]
     tire = indexes[1]
-    assert len(tire.samples) == 54 and not tire.has_xyz and tire.has_ground_truth
+    assert len(tire.samples) == 54 and not tire.has_xyz
+    assert all(s.label is not None for s in tire.samples)
     assert tire.warnings == []

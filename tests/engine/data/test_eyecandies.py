@@ -154,7 +154,7 @@ def test_discovery_of_a_class(tmp_path: Path) -> None:
     assert first.rgb_path == data / "000_image_0.png"
     assert first.xyz_path == data / "000_depth.png"
     assert first.mask_path == data / "000_mask.png"
-    assert index.has_ground_truth and index.has_xyz and index.skipped == []
+    assert all(s.label is not None for s in index.samples) and index.has_xyz and index.skipped == []
     assert read_xyz(first.xyz_path, (6, 8)).shape == (6, 8, 3)
 
 

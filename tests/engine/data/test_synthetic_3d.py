@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +113,8 @@ def test_mvtec3d_round_trip(tmp_path: Path) -> None:
     index = discover_dataset(out)
     assert (index.layout, index.category, len(index.samples)) == ("mvtec3d", "line", 10)
     assert {s.defect_type for s in index.samples} == {"good", *defects}
-    assert index.has_ground_truth and index.has_xyz and index.warnings == [] and not index.skipped
+    assert all(s.label is not None for s in index.samples) and index.has_xyz
+    assert index.warnings == [] and not index.skipped
     for sample in index.samples:
         xyz = read_xyz(sample.xyz_path, (96, 96))
         assert xyz.dtype == np.float32 and read_rgb(sample.rgb_path).shape == (96, 96, 3)
@@ -126,13 +126,6 @@ def test_mvtec3d_round_trip(tmp_path: Path) -> None:
     files = sorted(p.relative_to(out) for p in out.rglob("*.*"))
     assert len(files) == 30
     assert all((out / f).read_bytes() == (again / f).read_bytes() for f in files)
-
-
-def test_writing_is_fast(tmp_path: Path) -> None:
-    start = time.perf_counter()
-    defects = ("dent", "bump", "scratch")
-    write_synthetic_dataset(tmp_path, n_good=12, n_per_defect=4, with_xyz=True, defects=defects)
-    assert time.perf_counter() - start < 2.0  # 24 parts of 256 px, written as png + tiff
 
 
 def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:

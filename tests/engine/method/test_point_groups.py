@@ -12,7 +12,6 @@ from engine.errors import InvalidInputError
 from engine.method.point_groups import (
     curvature,
     farthest_point_sample,
-    group_points,
     ipg_groups,
     knn,
     normalize_unit_ball,
@@ -200,7 +199,7 @@ def test_reference_variant_adds_duplicates_on_hand_case() -> None:
     search_idx, _ = knn(pts[:1], pts, 4)
     assert search_idx.tolist() == [[0, 1, 2, 3]]
     args = (pts, torch.tensor([0]), search_idx, torch.ones(1))
-    # Reference: the 2 smallest pairwise distances are A-C and B-C -> C twice (B §3.4 quirk).
+    # Reference: the 2 smallest pairwise distances are A-C and B-C -> C twice (docs/method.md §4).
     ref = ipg_groups(*args, group_size=4, k_iter=2, variant="reference")
     assert ref.tolist() == [[0, 1, 2, 2]]
     # Paper: min-distance to the group: C (0.304) then D (0.35), no duplicates.
@@ -220,7 +219,7 @@ def _paper_loop(pts: torch.Tensor, search: list[int], size: int, k_iter: int) ->
 
 
 def _reference_loop(pts: torch.Tensor, search: list[int], size: int, k_iter: int) -> list[int]:
-    """The reference's ``iter_group``/``closed_k`` loop (B §3.4), exact distances."""
+    """The reference's ``iter_group``/``closed_k`` loop (docs/method.md §4), exact distances."""
     a = pts.numpy()
     group = search[:k_iter]
     while len(group) < size:
@@ -264,7 +263,7 @@ def test_memory_blocks_do_not_change_results(variant: str, monkeypatch) -> None:
 
 def test_low_curvature_groups_are_plain_knn() -> None:
     pts = _cloud(4000, seed=6)
-    out = group_points(pts, num_groups=200, group_size=64, k_iter=16, c_thr=0.05)
+    out = regroup(prepare_groups(pts, 200, 64), pts, k_iter=16, c_thr=0.05)
     low = out.curvatures < 0.05
     assert 0 < low.sum() < 200  # the cloud has both kinds
     assert torch.equal(out.groups[low], out.search_idx[low, :64])
@@ -278,10 +277,10 @@ def test_low_curvature_groups_are_plain_knn() -> None:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_group_points_shapes_and_determinism(device: str) -> None:
+def test_grouping_shapes_and_determinism(device: str) -> None:
     pts = _cloud(3000, seed=7).to(device)
-    a = group_points(pts, num_groups=128, group_size=32, k_iter=8, c_thr=0.0)
-    b = group_points(pts.clone(), num_groups=128, group_size=32, k_iter=8, c_thr=0.0)
+    a = regroup(prepare_groups(pts, 128, 32), pts, k_iter=8, c_thr=0.0)
+    b = regroup(prepare_groups(pts.clone(), 128, 32), pts.clone(), k_iter=8, c_thr=0.0)
     assert a.groups.shape == (128, 32) and a.search_idx.shape == (128, 64)
     assert a.centers.shape == (128, 3) and a.curvatures.shape == (128,)
     assert a.groups.device == pts.device
@@ -292,9 +291,9 @@ def test_group_points_shapes_and_determinism(device: str) -> None:
 
 def test_small_cloud_is_clipped_not_refused() -> None:
     pts = _cloud(50, seed=8)
-    out = group_points(pts, num_groups=1024, group_size=128)
+    out = regroup(prepare_groups(pts, num_groups=1024, group_size=128), pts)
     assert out.groups.shape == (50, 50) and out.search_idx.shape == (50, 50)
-    single = group_points(torch.zeros(1, 3))
+    single = regroup(prepare_groups(torch.zeros(1, 3)), torch.zeros(1, 3))
     assert single.groups.tolist() == [[0]] and single.curvatures.tolist() == [0.0]
 
 

@@ -22,7 +22,7 @@ def test_rank_transfer_keeps_target_order_with_source_values() -> None:
 
 
 def _enhance_reference(a: np.ndarray, b: np.ndarray, patch: np.ndarray):
-    """A plain loop transcription of spec B §5.2, used to check the vectorised version."""
+    """A plain loop transcription of docs/method.md §6, used to check the vectorised version."""
 
     def hm(src, tgt):
         out = np.empty(tgt.size)

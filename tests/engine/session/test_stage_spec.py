@@ -208,7 +208,8 @@ def test_costs_follow_the_most_expensive_stage_a_field_is_read_by() -> None:
     assert field_cost("x_percent") is Cost.LIVE
     assert field_cost("fusion") is Cost.LIVE
     assert field_cost("subsets") is Cost.RESCORE
-    assert field_cost("c_thr") is Cost.REEXTRACT  # SNAMD-3D reads C_thr too
+    assert field_cost("c_thr") is Cost.REGROUP  # SNAMD-3D reads it too, downstream of IPG
+    assert field_cost("r_list") is Cost.REEXTRACT  # SNAMD-2D and (3D backbone +) SNAMD-3D
     assert field_cost("k_iter") is Cost.REGROUP
     assert field_cost("backbone") is Cost.REEXTRACT
     assert field_cost("device") is Cost.NONE and field_cost("batch_size") is Cost.NONE
