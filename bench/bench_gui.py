@@ -19,10 +19,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["MUSC_CACHE_DIR"] = tempfile.mkdtemp(prefix="musc-bench-cache-")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication
 
-from bench.common import CABLE_GLAND  # noqa: E402
-from musc_gui.main_window import MainWindow  # noqa: E402
+from bench.common import CABLE_GLAND
+from musc_gui.main_window import MainWindow
 
 
 def main() -> None:
