@@ -1,7 +1,8 @@
 """The one frozen dataclass of MuSc-V2 hyperparameters.
 
 Each field carries metadata the GUI builds its parameter panel from: ``title`` (label) and
-``range`` (slider bounds, when numeric). What a change of each field recomputes is declared once,
+``range`` (the valid values of a numeric field, enforced on construction, and the slider's
+bounds). What a change of each field recomputes is declared once,
 in :mod:`engine.session.stages`; docs/method.md lists every parameter.
 """
 
@@ -35,7 +36,7 @@ class MuscConfig:
     # Explicit weights file for the backbone; None resolves package -> cache -> download.
     weights: str | None = field(default=None, metadata=_meta("Weights file"))
     # Square input side in pixels; None uses the backbone's own default.
-    image_size: int | None = field(default=None, metadata=_meta("Image size", (64, 1024)))
+    image_size: int | None = field(default=None, metadata=_meta("Image size", (32, 2048)))
     # Backbone layers to score (0-based block indices or stage names); None = backbone default.
     layers: tuple[int, ...] | None = field(default=None, metadata=_meta("Layers"))
     # 3D backbone registry name; None picks point_mae when its weights can be had, else fpfh.
@@ -66,26 +67,26 @@ class MuscConfig:
     # 0.18 -> 1.0). On cable_gland dev "sum" is better (image AUROC 73.3 vs 63.5), so it is default.
     fusion: str = field(default="sum", metadata=_meta("Fusion"))
     # Gaussian blur of the 3D map, in pixels of the map grid (docs/method.md §7).
-    blur_sigma: float = field(default=4.0, metadata=_meta("3D blur sigma", (0.0, 16.0)))
+    blur_sigma: float = field(default=4.0, metadata=_meta("3D blur sigma", (0.0, 64.0)))
     # SNAMD aggregation degrees r (r x r neighbourhoods); docs/method.md §3.
     r_list: tuple[int, ...] = field(default=(1, 3, 5), metadata=_meta("Degrees r"))
     # Interval average keeps the lowest X% of the N-1 reference scores (docs/method.md §5).
-    x_percent: float = field(default=30.0, metadata=_meta("X %", (1.0, 100.0)))
+    x_percent: float = field(default=30.0, metadata=_meta("X %", (0.1, 100.0)))
     # RsCon neighbourhood window k; final score = mean of k=1 and k=window (docs/method.md §8).
-    rscon_window: int = field(default=7, metadata=_meta("RsCon window k", (1, 50)))
+    rscon_window: int = field(default=7, metadata=_meta("RsCon window k", (1, 200)))
     # Number of subsets g scored independently (docs/method.md §9); 1 = all samples together.
-    subsets: int = field(default=1, metadata=_meta("Subsets g", (1, 16)))
+    subsets: int = field(default=1, metadata=_meta("Subsets g", (1, 256)))
     # Compute device: "auto" picks CUDA when present.
     device: str = field(default="auto", metadata=_meta("Device"))
     # Seed for the subset split; everything else is deterministic.
     seed: int = field(default=42, metadata=_meta("Seed"))
     # Images per backbone forward pass.
-    batch_size: int = field(default=8, metadata=_meta("Batch size", (1, 64)))
+    batch_size: int = field(default=8, metadata=_meta("Batch size", (1, 256)))
     # Upper bound for one mutual-scoring similarity block, in MiB (bounds peak memory).
     chunk_mib: int = field(default=64, metadata=_meta("MSM chunk (MiB)", (4, 4096)))
     # Side of the square grid on which the 3D branch runs, maps are fused and pixel metrics are
     # evaluated (reference: 224).
-    eval_size: int = field(default=224, metadata=_meta("Map size", (64, 1024)))
+    eval_size: int = field(default=224, metadata=_meta("Map size", (4, 2048)))
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -111,16 +112,16 @@ class MuscConfig:
             raise InvalidInputError(
                 f"device must be one of {', '.join(DEVICES)}, got {self.device!r}."
             )
-        if not 0.0 < self.x_percent <= 100.0:
-            raise InvalidInputError(f"x_percent must be in (0, 100], got {self.x_percent}.")
-        if self.rscon_window < 1:
-            raise InvalidInputError(f"rscon_window must be >= 1, got {self.rscon_window}.")
-        if self.subsets < 1:
-            raise InvalidInputError(f"subsets must be >= 1, got {self.subsets}.")
+        for f in fields(self):
+            value_range, value = f.metadata["range"], getattr(self, f.name)
+            if value_range is not None and value is not None:
+                low, high = value_range
+                if isinstance(value, bool) or not low <= value <= high:
+                    raise InvalidInputError(
+                        f"{f.name} must be in [{low:g}, {high:g}], got {value!r}."
+                    )
         if not self.r_list or any(r < 1 or r % 2 == 0 for r in self.r_list):
             raise InvalidInputError(f"r_list must hold odd degrees >= 1, got {self.r_list}.")
-        if self.image_size is not None and self.image_size < 32:
-            raise InvalidInputError(f"image_size must be >= 32 pixels, got {self.image_size}.")
 
     def replace(self, **changes: Any) -> MuscConfig:
         """Return a copy with ``changes`` applied (validated again)."""

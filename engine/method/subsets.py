@@ -7,6 +7,13 @@ import random
 from engine.errors import InvalidInputError
 
 
+def effective_subsets(num_samples: int, subsets: int) -> int:
+    """The number of subsets actually used: g clipped so that every subset holds >= 2 samples."""
+    if subsets <= 1 or num_samples < 4:
+        return 1
+    return min(subsets, num_samples // 2)
+
+
 def split_subsets(num_samples: int, subsets: int, seed: int = 42) -> list[list[int]]:
     """Seeded, interleaved split of sample indices into ``subsets`` groups.
 
@@ -23,9 +30,9 @@ def split_subsets(num_samples: int, subsets: int, seed: int = 42) -> list[list[i
     Returns:
         g lists of indices that partition range(N).
     """
-    if subsets <= 1 or num_samples < 4:
+    groups = effective_subsets(num_samples, subsets)
+    if groups == 1:
         return [list(range(num_samples))]
-    groups = min(subsets, num_samples // 2)
     order = list(range(num_samples))
     random.Random(seed).shuffle(order)
     return [sorted(order[t::groups]) for t in range(groups)]

@@ -24,7 +24,7 @@ from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex, Sample, SkippedFile
 from engine.device import move_tensors, resolve_device
 from engine.errors import InvalidInputError, MuscError
-from engine.method.subsets import split_subsets
+from engine.method.subsets import effective_subsets, split_subsets
 from engine.progress import CancelToken, Progress
 from engine.session import branch_2d, branch_3d
 from engine.session.readout import read_out
@@ -196,6 +196,12 @@ class InspectionSession:
             "3d" in modality,
             self.warnings,
         )
+        used = effective_subsets(len(self._samples), self.config.subsets)
+        if used != self.config.subsets:
+            self.warnings.append(
+                f"subsets g={self.config.subsets} clipped to {used}: every subset needs at "
+                f"least 2 of the {len(self._samples)} samples (4 or more to split at all)."
+            )
         for stage in (Stage.GROUP_3D, Stage.EXTRACT_3D, Stage.SCORE_2D, Stage.SCORE_3D,
                       Stage.SCORE_CAE):  # fmt: skip
             yield from self._ensure(stage)

@@ -34,13 +34,13 @@ def test_x_slider_emits_cheap_changed(qtbot, panel):
     editor = panel.editors["x_percent"]
     assert editor.slider is not None
     with qtbot.waitSignal(panel.cheap_changed, timeout=1000) as blocker:
-        editor.slider.setValue(100)  # 1 + 99 * 0.1
-    assert blocker.args[0] == {"x_percent": pytest.approx(10.9)}
-    assert editor.widget.value() == pytest.approx(10.9)
+        editor.slider.setValue(100)  # a tenth of the range: 0.1 + 99.9 * 0.1
+    assert blocker.args[0] == {"x_percent": pytest.approx(10.09)}
+    assert editor.widget.value() == pytest.approx(10.09)
     editor.slider.setFocus()
     with qtbot.waitSignal(panel.cheap_changed, timeout=1000) as blocker:
         qtbot.keyClick(editor.slider, Qt.Key.Key_Right)
-    assert blocker.args[0]["x_percent"] > 10.9
+    assert blocker.args[0]["x_percent"] > 10.09
     assert not panel.apply_button.isEnabled()  # cheap changes need no Apply
 
 

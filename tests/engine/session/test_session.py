@@ -104,3 +104,17 @@ def test_subsets_score_every_sample(tmp_path: Path) -> None:
     )
     result = run_to_completion(session.run())
     assert np.isfinite(result.image_scores).all() and result.image_scores.shape == (12,)
+
+
+def test_clipped_subsets_are_said_once(tmp_path: Path) -> None:
+    session = InspectionSession(
+        _write_line(tmp_path, 6, 1), MuscConfig(subsets=20), backbone=PixelPatchBackbone()
+    )
+    run_to_completion(session.run())
+    clipped = [w for w in session.warnings if "clipped" in w]
+    assert clipped == [
+        "subsets g=20 clipped to 3: every subset needs at least 2 of the 7 samples "
+        "(4 or more to split at all)."
+    ]
+    run_to_completion(session.run())  # running again reports the same note once
+    assert sum("clipped" in w for w in session.warnings) == 1
