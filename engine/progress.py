@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -68,3 +69,29 @@ def run_to_completion(
             return stop.value
         if on_event is not None:
             on_event(event)
+
+
+def timed(
+    steps: Generator[Progress, None, T],
+    timings: dict[str, float],
+    key: str,
+    cancel: CancelToken | None = None,
+) -> Generator[Progress, None, T]:
+    """Re-yield ``steps`` while keeping ``timings[key]`` at the seconds spent so far.
+
+    The time is updated before every event (so a progress display can read it) and once more
+    at the end, also when the stage fails or is cancelled. After each event ``cancel`` is checked.
+    """
+    started = time.perf_counter()
+    try:
+        while True:
+            try:
+                event = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            timings[key] = time.perf_counter() - started
+            yield event
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+    finally:
+        timings[key] = time.perf_counter() - started

@@ -25,13 +25,13 @@ from engine.data.samples import DatasetIndex, Sample, SkippedFile
 from engine.device import move_tensors, resolve_device
 from engine.errors import InvalidInputError, MuscError
 from engine.method.subsets import effective_subsets, split_subsets
-from engine.progress import CancelToken, Progress
+from engine.progress import CancelToken, Progress, timed
 from engine.session import branch_2d, branch_3d
 from engine.session.readout import read_out
 from engine.session.results import ScoreResult
 from engine.session.samples import scored_samples
 from engine.session.stages import CACHED_STAGES, STAGES, Stage, model_fields, stale_stages
-from engine.session.tables import SubsetTable, cloud_rows, mutual_scores
+from engine.session.tables import SubsetTable, cloud_rows, mutual_scores, side_by_side
 
 
 @dataclass
@@ -317,12 +317,7 @@ class InspectionSession:
         three = self._cache.get(Stage.SCORE_3D) if "3d" in self.modality else None
         if ("2d" in self.modality and two is None) or ("3d" in self.modality and three is None):
             return None
-        if two is None or three is None:
-            return two or three
-        return [
-            SubsetTable(a.indices, b.indices_3d, a.cumsum_2d, b.cumsum_3d)
-            for a, b in zip(two, three, strict=True)
-        ]
+        return side_by_side(two, three)
 
     def _move_to(self, device: torch.device) -> None:
         """Move every cached tensor to ``device``; backbones are rebuilt there when needed."""
@@ -338,18 +333,7 @@ class InspectionSession:
     ) -> Generator[Progress, None, object]:
         for key in STAGES[stage].substages:
             self.timings.pop(key, None)  # sub-stage times accumulate per run of their stage
-        started = time.perf_counter()
-        try:
-            while True:
-                try:
-                    event = next(steps)
-                except StopIteration as stop:
-                    return stop.value
-                self.timings[stage] = time.perf_counter() - started
-                yield event
-                self.cancel.raise_if_cancelled()
-        finally:
-            self.timings[stage] = time.perf_counter() - started
+        return timed(steps, self.timings, stage, self.cancel)
 
     def _clouds(self) -> dict[str, branch_3d.Cloud]:
         """Clouds of the scored samples, in sample order."""

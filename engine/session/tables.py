@@ -105,6 +105,21 @@ def _enhanced(
     return total_2d / rounds, total_3d / rounds
 
 
+def side_by_side(
+    tables_2d: list[SubsetTable] | None, tables_3d: list[SubsetTable] | None
+) -> list[SubsetTable] | None:
+    """One table per subset holding the 2D and the 3D cumsums, scored apart (no CAE).
+
+    Both lists come from the same seeded split of the same samples, so they pair up by subset.
+    """
+    if tables_2d is None or tables_3d is None:
+        return tables_2d or tables_3d
+    return [
+        SubsetTable(two.indices, three.indices_3d, two.cumsum_2d, three.cumsum_3d)
+        for two, three in zip(tables_2d, tables_3d, strict=True)
+    ]
+
+
 def cloud_rows(
     clouds: list[Cloud | None], grid: tuple[int, int] | None, eval_size: int
 ) -> tuple[dict[int, int], torch.Tensor | None]:
