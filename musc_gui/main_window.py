@@ -35,7 +35,7 @@ from engine.evaluation.thresholds import suggested_threshold
 from engine.progress import Progress
 from engine.session.results import ScoreResult
 from engine.session.session import InspectionSession
-from engine.session.stages import Stage
+from engine.session.stages import CACHED_STAGES
 from musc_gui.panels.parameters import ParameterPanel
 from musc_gui.panels.ranked_list import RankedListPanel
 from musc_gui.panels.summary import SummaryPanel
@@ -366,7 +366,8 @@ class MainWindow(QMainWindow):
         if self.state.current < 0 and len(result.samples):
             self.state.set_current(int(result.ranking()[0]))
         self.summary.set_session_info(self._notes, session.skipped, session.warnings)
-        seconds = sum(v for k, v in result.timings.items() if k != Stage.READ_OUT)
+        # the stages only: sub-stage timings are nested inside them
+        seconds = sum(result.timings.get(stage, 0.0) for stage in CACHED_STAGES)
         self.statusBar().showMessage(
             f"Scored {len(result.samples)} parts ({result.modality}) in {seconds:.1f} s", 10000
         )
