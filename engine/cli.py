@@ -1,10 +1,16 @@
-"""Headless command line: ``musc score``, ``musc demo``, ``musc backbones``."""
+"""Headless command line: ``musc score``, ``musc demo``, ``musc backbones``.
+
+Exit status: 0 all categories scored; 2 error (bad input or output folder, nothing written);
+3 finished, but some categories failed (the others are written; see stderr and the manifest);
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM). Interrupted runs change nothing in --out.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +18,32 @@ from tqdm import tqdm
 
 from engine.config import DEVICES, MODALITIES, MuscConfig
 from engine.data.discover import discover_datasets
-from engine.data.samples import DatasetIndex
-from engine.errors import MuscError
+from engine.data.samples import DatasetIndex, SkippedFile
+from engine.errors import InvalidInputError, MuscError
 from engine.evaluation.evaluate import evaluate_all
+from engine.method.subsets import effective_subsets
 from engine.outputs.export import ensure_writable, write_outputs
+from engine.outputs.staging import check_target, commit, staged_output
 from engine.progress import Progress, run_to_completion
 from engine.session.results import ScoreResult
 from engine.session.session import InspectionSession
+
+EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 2, 3
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM as an exception, so that clean-up (``finally``) runs as for Ctrl-C."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
+def _stopped(stop: KeyboardInterrupt) -> tuple[str, int]:
+    """What stopped the run, in a word, and the conventional exit status (128 + signal)."""
+    if isinstance(stop, Terminated):
+        return "terminated", 128 + signal.SIGTERM
+    return "interrupted", 128 + signal.SIGINT
 
 
 def _say(message: str) -> None:
@@ -75,6 +100,19 @@ def _config_from_args(args: argparse.Namespace) -> MuscConfig:
     )
 
 
+def _evaluate(
+    result: ScoreResult, skipped: list[SkippedFile], warnings: list[str]
+) -> tuple[dict[str, dict[str, float]], str | None]:
+    """Metrics of the run, or none and the reason: a finished run is written either way.
+
+    Unusable ground-truth files go to ``skipped``, ground-truth doubts to ``warnings``.
+    """
+    try:
+        return evaluate_all(result, skipped=skipped, warnings=warnings), None
+    except Exception as error:  # any metric failure must not lose the scores
+        return {}, f"{type(error).__name__}: {error}"
+
+
 def score_dataset(
     dataset: DatasetIndex,
     config: MuscConfig,
@@ -82,17 +120,21 @@ def score_dataset(
     *,
     maps: bool = True,
 ) -> tuple[ScoreResult, dict[str, dict[str, float]]]:
-    """Score one category and write its outputs; returns the result and its metrics."""
-    ensure_writable(out_dir)  # fail before the long computation, not after it
+    """Score one category and write its outputs into ``out_dir``; returns result and metrics.
+
+    When the metrics cannot be computed the outputs are written anyway, with the reason under
+    ``metrics_error`` in results.json.
+    """
     session = InspectionSession(dataset, config)
     for line in session.choose_backbones():
         _say(line)  # one visible line per automatic choice: which backbone and why
     result = _with_progress(session.run())
-    for skipped in session.skipped:
-        _say(f"skipped {skipped.path}: {skipped.reason}")
-    for warning in session.warnings:
+    skipped, warnings = list(session.skipped), list(session.warnings)
+    metrics, metrics_error = _evaluate(result, skipped, warnings)
+    for file in skipped:
+        _say(f"skipped {file.path}: {file.reason}")
+    for warning in warnings:
         _say(f"warning: {warning}")
-    metrics = evaluate_all(result)
     extra: dict[str, Any] = {
         "dataset": {
             "root": str(dataset.root),
@@ -102,10 +144,15 @@ def score_dataset(
         "backbone_choice": session.backbone_reason or "named by the user",
         "backbone_3d_choice": session.backbone_3d_reason or "named by the user",
         "cae_used": session.uses_cae,
-        "skipped": [{"path": str(s.path), "reason": s.reason} for s in session.skipped],
-        "warnings": session.warnings,
+        # options the run clipped, at the value actually used
+        "subsets_effective": effective_subsets(len(result.samples), result.config.subsets),
+        "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
+        "warnings": warnings,
     }
-    write_outputs(out_dir, result, metrics, extra, maps=maps)
+    if metrics_error is not None:
+        _say(f"warning: metrics not computed, outputs written without them: {metrics_error}")
+        extra["metrics_error"] = metrics_error
+    write_outputs(out_dir, result, metrics, extra, maps=maps, root=dataset.root)
     return result, metrics
 
 
@@ -130,16 +177,68 @@ def _report(
             )
 
 
-def cmd_score(args: argparse.Namespace) -> int:
-    """Score every category found under the dataset folder."""
-    config = _config_from_args(args)
-    datasets = discover_datasets(args.dataset)
-    out_root = Path(args.out)
+def _failure(category: str, root: Path, reason: str) -> dict[str, str]:
+    """A category that was not written, as reported on stderr and kept in the manifest."""
+    _say(f"{category}: failed, not written: {reason}")
+    return {"category": category, "path": str(root), "reason": reason}
+
+
+def _score_all(
+    datasets: Sequence[DatasetIndex],
+    config: MuscConfig,
+    staging: Path,
+    target: Path,
+    *,
+    several: bool,
+    maps: bool,
+) -> list[dict[str, str]]:
+    """Score every category into ``staging``; returns the categories that failed, with reasons.
+
+    With ``several`` categories each goes to its own subfolder, and a failing one is reported
+    while the others go on; a lone category's error propagates (exit 2).
+    """
+    failed = []
     for dataset in datasets:
-        out_dir = out_root / dataset.category if len(datasets) > 1 else out_root
-        result, metrics = score_dataset(dataset, config, out_dir, maps=not args.no_maps)
-        _report(dataset.category, result, metrics, out_dir)
-    return 0
+        sub = dataset.category if several else ""
+        try:
+            result, metrics = score_dataset(dataset, config, staging / sub, maps=maps)
+        except MuscError as error:
+            if not several:
+                raise
+            failed.append(_failure(dataset.category, dataset.root, str(error)))
+            continue
+        _report(dataset.category, result, metrics, target / sub)
+    return failed
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score every category found under the dataset folder into one output set."""
+    config = _config_from_args(args)
+    target = check_target(args.out, force=args.force, protect=[Path(args.dataset)])
+    # never score our own outputs, even when --out lies inside the dataset folder
+    datasets = discover_datasets(args.dataset, exclude=[target.path])
+    if target.note:
+        _say(target.note)
+    failed = [_failure(f.category, f.root, f.reason) for f in datasets.failures]
+    total = len(datasets) + len(failed)
+    with staged_output(target.path) as staging:
+        failed += _score_all(datasets, config, staging, target.path, several=total > 1,
+                             maps=not args.no_maps)  # fmt: skip
+        if len(failed) == total:
+            raise InvalidInputError(
+                f"{args.dataset}: none of the {total} categories could be scored "
+                "(reasons above); nothing was written."
+            )
+        scored = sorted({d.category for d in datasets} - {f["category"] for f in failed})
+        held = commit(staging, target.path, {"categories": scored, "failed": failed})
+    if held is not None:  # Ctrl-C or SIGTERM while the finished run was put in place
+        word = "terminated" if held == signal.SIGTERM else "interrupted"
+        _say(f"{word} as the run finished; {target.path} holds its complete outputs")
+        return 128 + held
+    if failed:
+        _say(f"finished with {len(failed)} of {total} categories failed (exit 3)")
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -207,15 +306,44 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default=defaults.device)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--no-maps", action="store_true", help="skip heatmap PNGs and maps.h5")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a non-empty --out folder that musc did not write (its contents are lost)",
+    )
+
+
+SCORE_HELP = """Score every category under DATASET and write the results into --out.
+
+The outputs are written into a hidden folder beside --out and swapped in at the end, so --out
+always holds one complete run. An earlier musc output in --out is replaced as a whole; a
+non-empty folder musc did not write is refused unless --force. Outputs are never scored as
+input, even when --out lies inside DATASET.
+
+exit status: 0 all categories scored; 2 error, nothing written; 3 finished, but some
+categories failed (the others are written; reasons on stderr and in musc-manifest.json);
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM): --out is left as it was.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``musc`` argument parser."""
-    parser = argparse.ArgumentParser(prog="musc", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="musc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    score = commands.add_parser("score", help="score a folder of product images")
+    score = commands.add_parser(
+        "score",
+        help="score a folder of product images",
+        description=SCORE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     score.add_argument("dataset", help="dataset folder (MVTec 3D-AD, MVTec AD or plain images)")
-    score.add_argument("--out", required=True, help="output folder")
+    score.add_argument(
+        "--out",
+        required=True,
+        help="output folder; replaced as a whole by the new run (see above)",
+    )
     _add_score_options(score)
     score.set_defaults(func=cmd_score)
     demo = commands.add_parser("demo", help="score the bundled synthetic product line")
@@ -229,19 +357,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``musc`` console script."""
+    """Entry point of the ``musc`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    previous = _install_sigterm()
     try:
         return int(args.func(args))
-    except MuscError as error:
+    except (MuscError, OSError) as error:
         _say(f"error: {error}")
-        return 2
-    except OSError as error:
-        _say(f"error: {error}")
-        return 2
-    except KeyboardInterrupt:
-        _say("interrupted")
-        return 130
+        return EXIT_ERROR
+    except KeyboardInterrupt as stop:
+        word, code = _stopped(stop)
+        _say(f"{word}; the output folder was left as it was")
+        return code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _install_sigterm() -> object:
+    """Turn SIGTERM into :class:`Terminated`; returns the handler to restore (None: none set)."""
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals to the embedding program
+        return None
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from engine.backbones.base import Backbone2D, BackboneInfo, block_indices, check_images
 from engine.backbones.registry import register_backbone
-from engine.backbones.weights import WeightsSpec
+from engine.backbones.weights import WeightsSpec, load_checkpoint
 from engine.errors import InvalidInputError
 
 OUTPUT_STRIDE = 8
@@ -73,15 +73,16 @@ def default_layers(table: list[BlockStat]) -> tuple[int, int]:
     return last8, last16
 
 
-def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+def _load_state_dict(path: Path, name: str) -> dict[str, torch.Tensor]:
+    sd = load_checkpoint(path, f"an {name} state dict (.pth or .safetensors)")
     for key in ("state_dict", "model"):  # common wrappers of training checkpoints
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
+    if not isinstance(sd, dict):
+        raise InvalidInputError(
+            f"Weights file {path} is not a state dict: expected a dict of tensors for {name}, "
+            f"found {type(sd).__name__}"
+        )
     return sd
 
 
@@ -105,12 +106,13 @@ class EfficientNetLiteBackbone(Backbone2D):
             )
         model = _build(name, image_size)
         if weights is not None:
+            state = _load_state_dict(weights, name)  # raises its own one-line error
             try:
-                model.load_state_dict(_load_state_dict(weights), strict=True)
-            except (RuntimeError, OSError, ValueError, KeyError) as exc:
+                model.load_state_dict(state, strict=True)
+            except (RuntimeError, ValueError, KeyError) as exc:
                 raise InvalidInputError(
                     f"Weights file {weights} does not fit {name}: {type(exc).__name__}: "
-                    f"{str(exc)[:300]}"
+                    f"{' '.join(str(exc).split())[:300]}"  # one line: torch's spans several
                 ) from exc
         table = _block_table(model)
         layers = layers if layers is not None else default_layers(table)

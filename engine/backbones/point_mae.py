@@ -22,7 +22,6 @@ Differences from the reference, by decision (docs/method.md §4, §11):
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 
 import torch
@@ -36,7 +35,7 @@ from engine.backbones.base import (
     check_point_groups,
 )
 from engine.backbones.registry import register_backbone
-from engine.backbones.weights import POINT_MAE_WEIGHTS, sha256_of
+from engine.backbones.weights import POINT_MAE_WEIGHTS, load_checkpoint
 from engine.config import BN_STATS
 from engine.errors import InvalidInputError
 
@@ -48,6 +47,7 @@ NUM_HEADS = 6
 MLP_HIDDEN = 1536
 DEFAULT_LAYERS = (3, 7, 11)  # the reference's hard-coded fetch_idx
 RANDOM_INIT_SEED = 0  # random-weight models (timing) are reproducible too
+POINT_MAE_EXPECTED = "a Point-MAE checkpoint like the official pretrain.pth"
 
 
 class SampleBatchNorm1d(nn.BatchNorm1d):
@@ -183,24 +183,6 @@ class PointTransformer(nn.Module):
         return [feats[i].float().contiguous() for i in layers]
 
 
-def _read_checkpoint(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # Full unpickling can run arbitrary code: allow it only for the official file (by hash).
-        if POINT_MAE_WEIGHTS.sha256 is not None and sha256_of(path) == POINT_MAE_WEIGHTS.sha256:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        raise InvalidInputError(
-            f"Weights file {path} holds objects other than tensors and is not the official "
-            f"Point-MAE checkpoint; refusing to unpickle it ({str(exc)[:200]})"
-        ) from exc
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise InvalidInputError(
-            f"Weights file {path} cannot be read as a torch checkpoint: {type(exc).__name__}: "
-            f"{str(exc)[:200]}"
-        ) from exc
-
-
 def load_point_mae_checkpoint(model: PointTransformer, path: Path) -> tuple[str, ...]:
     """Load an official Point-MAE checkpoint into ``model``.
 
@@ -214,11 +196,12 @@ def load_point_mae_checkpoint(model: PointTransformer, path: Path) -> tuple[str,
         InvalidInputError: The file is unreadable, or keys the model needs are missing or have
             the wrong shape; the message names the file.
     """
-    raw = _read_checkpoint(path)
+    raw = load_checkpoint(path, POINT_MAE_EXPECTED)
     state = raw.get("base_model", raw) if isinstance(raw, dict) else None
     if not isinstance(state, dict):
         raise InvalidInputError(
-            f"Weights file {path} is not a Point-MAE checkpoint: expected a dict with 'base_model'"
+            f"Weights file {path} is not a Point-MAE checkpoint: expected a dict with "
+            f"'base_model' (or a state dict), found {type(raw).__name__}"
         )
     own = model.state_dict()
     matched: dict[str, torch.Tensor] = {}

@@ -15,7 +15,7 @@ import torch
 
 from engine.backbones.base import Backbone2D, BackboneInfo, block_indices, check_images
 from engine.backbones.registry import register_backbone
-from engine.backbones.weights import WeightsSpec
+from engine.backbones.weights import WeightsSpec, load_checkpoint
 from engine.errors import InvalidInputError
 
 HUB_URL = "https://huggingface.co/timm/{name}/resolve/main/model.safetensors"
@@ -82,6 +82,21 @@ VARIANTS: tuple[VitVariant, ...] = (
 )
 
 
+def _state_dict(path: Path, variant: VitVariant) -> dict[str, torch.Tensor]:
+    """The tensors of a timm-style checkpoint (bare, or wrapped in ``state_dict``/``model``)."""
+    state = load_checkpoint(path, f"{variant.timm_name} weights (.safetensors or .pth)")
+    for key in ("state_dict_ema", "model_ema", "state_dict", "model"):  # as timm unwraps
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not state:
+        raise InvalidInputError(
+            f"Weights file {path} is not a state dict: expected a dict of tensors for "
+            f"{variant.timm_name}, found {type(state).__name__}"
+        )
+    return {str(k).removeprefix("_orig_mod.").removeprefix("module."): v for k, v in state.items()}
+
+
 class TimmViTBackbone(Backbone2D):
     """A frozen timm ViT returning normalised patch tokens of selected blocks."""
 
@@ -103,18 +118,23 @@ class TimmViTBackbone(Backbone2D):
         if weights is None:
             model = timm.create_model(variant.timm_name, pretrained=False, **kwargs)
         else:
+            # Read here (safely, one-line errors) and hand timm the tensors: its own file loader
+            # names neither the file nor the fault in words a user can act on.
+            state = _state_dict(weights, variant)
             try:
                 model = timm.create_model(
                     variant.timm_name,
                     pretrained=True,
-                    pretrained_cfg_overlay=dict(file=str(weights)),
+                    pretrained_cfg_overlay=dict(state_dict=state),
                     **kwargs,
                 )
-            except (RuntimeError, KeyError, ValueError, OSError) as exc:
+            except (RuntimeError, KeyError, ValueError, OSError, AssertionError) as exc:
                 raise InvalidInputError(
                     f"Weights file {weights} does not fit {variant.timm_name} ({variant.name}): "
-                    f"{type(exc).__name__}: {str(exc)[:300]}"
+                    f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
                 ) from exc
+            del state
+            model.pretrained_cfg.pop("state_dict", None)  # do not keep a second copy alive
         patch = int(model.patch_embed.patch_size[0])
         if image_size % patch:
             raise InvalidInputError(

@@ -11,9 +11,13 @@ import http.client
 import importlib
 import logging
 import os
+import pickle
+import re
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.errors import InvalidInputError, WeightsUnavailableError
 
@@ -188,3 +192,145 @@ def resolve_weights(
         )
     _download(spec, target, progress, offline_hint)
     return target, f"downloaded from {spec.url} to {target}"
+
+
+_GLOBAL_IN_MESSAGE = re.compile(r"GLOBAL ([\w.]+)")  # torch names the refused class this way
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # torch bolds parts of its messages
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format since torch 1.6
+# torch's legacy (pre-1.6) format pickles this magic number first (protocol 2, LONG1 opcode).
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+_PICKLE_PROTOCOL = 0x80  # first byte of any binary pickle
+
+
+def _numpy_scalar_globals() -> list[Any]:
+    """numpy scalars and dtypes, under their numpy 1 and 2 names: training scripts often store
+    a metric such as ``np.float64(0.5)`` beside the weights, and rebuilding a scalar runs no code.
+    """
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+    found: list[Any] = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype]
+    found += [type(np.dtype(code)) for code in "?bhilqBHILQefdg"]  # numpy 2 dtype classes
+    return found
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    """8-byte little-endian header length, then a JSON object."""
+    return len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1
+
+
+def load_checkpoint(path: str | os.PathLike[str], expected: str) -> Any:
+    """Read a weights file without running code from it.
+
+    safetensors files (by name or content) are read with safetensors; anything else with
+    ``torch.load(weights_only=True)``, which only rebuilds tensors and plain containers (numpy
+    scalars are allowed too). Never a full unpickling: a checkpoint may come from anywhere.
+
+    Args:
+        path: The weights file.
+        expected: What it should be, for the message, e.g. ``"a Point-MAE checkpoint"``.
+
+    Returns:
+        The deserialised object (usually a dict of tensors, or a dict holding one).
+
+    Raises:
+        InvalidInputError: One line naming the file, what was expected and the fault: missing,
+            empty, not a checkpoint, unreadable, or holding Python objects other than tensors.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"Weights file {path} cannot be opened ({exc.strerror or exc}); expected {expected}."
+        ) from None
+    if not head:
+        raise InvalidInputError(f"Weights file {path} is empty; expected {expected}.")
+    if path.suffix.lower() == ".safetensors" or _looks_like_safetensors(head):
+        return _load_safetensors(path, expected)
+    if head.startswith(_ZIP_MAGIC) or head.startswith(_LEGACY_MAGIC):
+        return _load_torch(path, expected)
+    if head[0] == _PICKLE_PROTOCOL:
+        raise InvalidInputError(
+            f"Weights file {path} is a plain Python pickle (or a damaged file), not a PyTorch "
+            f"checkpoint; it is not loaded because unpickling can run code. Expected {expected}."
+        )
+    raise InvalidInputError(
+        f"Weights file {path} is not a checkpoint (neither a PyTorch .pth/.pt file nor "
+        f"safetensors; it starts with {head[:8]!r}); expected {expected}."
+    )
+
+
+def _load_safetensors(path: Path, expected: str) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    # safetensors raises its own SafetensorError (not an OSError) besides the usual ones.
+    except Exception as exc:
+        raise InvalidInputError(
+            f"Weights file {path} cannot be read as safetensors ({_short(exc)}); expected "
+            f"{expected}."
+        ) from None
+
+
+def _load_torch(path: Path, expected: str) -> Any:
+    import torch
+
+    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    try:
+        # torch warns about unusual pickle protocols of broken files; the error below says more.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            if allow is None:
+                return torch.load(path, map_location="cpu", weights_only=True)
+            with allow(_numpy_scalar_globals()):
+                return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        blocked = _unsafe_globals(path) or _GLOBAL_IN_MESSAGE.findall(str(exc))
+        what = f" ({', '.join(blocked[:3])})" if blocked else ""
+        if blocked:
+            raise InvalidInputError(
+                f"Weights file {path} holds Python objects other than tensors{what}; it is not "
+                f"loaded because unpickling them could run code. Expected {expected}; re-save "
+                "it as a plain state dict (torch.save(model.state_dict(), ...))."
+            ) from None
+        raise InvalidInputError(
+            f"Weights file {path} cannot be read as a PyTorch checkpoint ({_unpickler_fault(exc)}"
+            f"); expected {expected}."
+        ) from None
+    # A damaged archive raises RuntimeError, EOFError, ValueError, zipfile/struct errors ...
+    except Exception as exc:
+        raise InvalidInputError(
+            f"Weights file {path} cannot be read as a PyTorch checkpoint ({_short(exc)}); "
+            f"expected {expected}."
+        ) from None
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    import torch
+
+    finder = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+    try:
+        return list(finder(str(path))) if finder is not None else []
+    except Exception:  # the file is already known to be bad; this only refines the message
+        return []
+
+
+def _unpickler_fault(exc: BaseException) -> str:
+    """The fault inside torch's long weights-only message, e.g. "Unsupported operand 149"."""
+    text = _ANSI.sub("", str(exc))
+    _, found, after = text.partition("WeightsUnpickler error:")
+    fault = " ".join(after.split("Check the documentation")[0].split()) if found else ""
+    return f"corrupt data: {fault[:200]}" if fault else _short(exc)
+
+
+def _short(exc: BaseException) -> str:
+    """First sentence of an exception, at most 200 characters (torch's span paragraphs)."""
+    text = _ANSI.sub("", str(exc)).strip().splitlines()
+    first = text[0].split(". ")[0] if text else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from engine.data.background import BackgroundResult, black_background, remove_background
-from engine.data.discover import discover_dataset, discover_datasets
+from engine.data.discover import (
+    DatasetList,
+    Discovery,
+    discover_all,
+    discover_dataset,
+    discover_datasets,
+)
 from engine.data.eyecandies import depth_to_xyz
 from engine.data.readers import (
     IMAGE_EXTENSIONS,
@@ -12,7 +18,7 @@ from engine.data.readers import (
     read_rgb,
     read_xyz,
 )
-from engine.data.samples import NORMAL_NAMES, DatasetIndex, Sample, SkippedFile
+from engine.data.samples import NORMAL_NAMES, CategoryFailure, DatasetIndex, Sample, SkippedFile
 from engine.data.synthetic import (
     DEFECT_TYPES,
     DEFECT_TYPES_3D,
@@ -37,12 +43,16 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "NORMAL_NAMES",
     "BackgroundResult",
+    "CategoryFailure",
     "DatasetIndex",
+    "DatasetList",
+    "Discovery",
     "PartGeometry",
     "Sample",
     "SkippedFile",
     "black_background",
     "depth_to_xyz",
+    "discover_all",
     "discover_dataset",
     "discover_datasets",
     "foreground_mask",

@@ -1,282 +1,239 @@
-"""Find the samples of a dataset folder: MVTec 3D-AD, MVTec AD, or a plain folder of images.
+"""Find the samples of a dataset folder: MVTec 3D-AD, MVTec AD, Eyecandies, or plain folders.
 
 Discovery only opens file headers; pixels are decoded later by :mod:`engine.data.readers`.
-Everything is listed in sorted order so that results never depend on the filesystem.
+Everything is listed in sorted order so that results never depend on the filesystem. Folders
+holding a musc output manifest, and the folders passed as ``exclude`` (the run's own output
+folder), are never indexed. A fault stays with its file, or with its category: one bad
+category does not stop the others (see :func:`discover_all`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Callable, Iterable
+import logging
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from engine.data import eyecandies
-from engine.data.readers import TIFF_EXTENSIONS, is_image_file, probe_header, read_mask
-from engine.data.samples import NORMAL_NAMES, DatasetIndex, Sample, SkippedFile
+from engine.data.layouts import MASK_DIR_NAMES, Scan, category_layout, sample_name, scan_category
+from engine.data.listing import Walker, is_excluded_folder, resolve_all
+from engine.data.samples import CategoryFailure, DatasetIndex, Sample
 from engine.errors import InvalidInputError
+from engine.outputs.manifest import MANIFEST_NAME, is_output_folder
+
+__all__ = [
+    "LAYOUT_HELP",
+    "MASK_DIR_NAMES",
+    "MIN_SAMPLES",
+    "STABLE_SAMPLES",
+    "DatasetList",
+    "Discovery",
+    "discover_all",
+    "discover_dataset",
+    "discover_datasets",
+    "sample_name",
+]
 
 LAYOUT_HELP = (
     "Supported layouts: (1) MVTec 3D-AD: <category>/test/<type>/rgb/*.png with optional "
     "xyz/*.tiff and gt/*.png; (2) MVTec AD: <category>/test/<type>/*.png with masks in "
     "<category>/ground_truth/<type>/<stem>_mask.png; (3) a plain folder of images (png, jpg, "
     "jpeg, bmp, tif, tiff), optionally with one subfolder per type (good/ok/normal = normal) "
-    "and masks in a sibling 'masks' folder; (4) Eyecandies: <Class>/test_public/data/ with "
+    "and masks in a sibling 'masks' folder; XYZ point maps as float TIFFs named like their "
+    "image, or alone for 3D-only scoring; (4) Eyecandies: <Class>/test_public/data/ with "
     "*_image_0.png, *_depth.png, *_info_depth.yaml, *_pose.txt and *_mask.png. A folder "
     "holding several categories also works."
 )
-MASK_DIR_NAMES = ("masks", "ground_truth", "gt")
 MIN_SAMPLES = 2  # mutual scoring compares each sample with the others
 STABLE_SAMPLES = 5  # below this the interval average of the paper has too few neighbours
-_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+PathLike = str | os.PathLike[str]
+logger = logging.getLogger(__name__)
 
 
-def discover_datasets(root: str | Path) -> list[DatasetIndex]:
-    """Index every category under ``root``.
+class Discovery(NamedTuple):
+    """What :func:`discover_all` found: usable categories and the ones that failed."""
+
+    datasets: list[DatasetIndex]
+    failures: list[CategoryFailure]
+
+
+class DatasetList(list[DatasetIndex]):
+    """The usable categories, sorted by name, plus :attr:`failures` (categories left out)."""
+
+    failures: list[CategoryFailure]
+
+    def __init__(self, datasets: Sequence[DatasetIndex], failures: Sequence[CategoryFailure]):
+        super().__init__(datasets)
+        self.failures = list(failures)
+
+
+def discover_all(root: PathLike, *, exclude: Sequence[PathLike] = ()) -> Discovery:
+    """Index every category under ``root``, keeping each category's fault to itself.
 
     Args:
-        root: A category folder (MVTec 3D-AD or MVTec AD layout), a folder holding several
-            categories, or a plain folder of images (flat or one subfolder per type).
+        root: A category folder (MVTec 3D-AD, MVTec AD or Eyecandies layout), a folder holding
+            several categories, or a plain folder of images (flat or one subfolder per type).
+        exclude: Folders whose contents are never indexed, e.g. the run's output folder when it
+            lies inside ``root``. Folders holding a ``musc-manifest.json`` are always left out.
 
     Returns:
-        One index per category, sorted by category name.
+        ``(datasets, failures)``: one index per usable category sorted by name, and one
+        :class:`CategoryFailure` per category (or unreadable folder) that cannot be scored,
+        e.g. one with fewer than 2 usable samples.
 
     Raises:
-        InvalidInputError: ``root`` does not exist, holds no images, or a category has fewer
-            than 2 usable samples.
+        InvalidInputError: ``root`` itself is unusable: missing, a file, excluded, or a musc
+            output folder.
     """
     folder = Path(root).expanduser()
-    if not folder.is_dir():
-        found = "is a file, not a folder" if folder.exists() else "folder not found"
-        raise InvalidInputError(f"{folder}: {found}. Point at a folder of images. {LAYOUT_HELP}")
-    indexes = [_index_category(path, layout) for path, layout in _find_categories(folder)]
-    return sorted(indexes, key=lambda index: index.category)
+    excluded = resolve_all(exclude)
+    _check_root(folder, excluded)
+    walker = Walker(excluded)
+    found = _find_categories(folder, walker)
+    datasets, failures = [], []
+    for path, layout in found:
+        try:
+            datasets.append(_index_category(path, layout, excluded))
+        except InvalidInputError as err:
+            failures.append(CategoryFailure(path, path.name, str(err)))
+    for skipped in walker.skipped:  # folders that could not be examined while finding layouts
+        owner = next((d for d in datasets if skipped.path.is_relative_to(d.root)), None)
+        if owner is not None:
+            if all(s.path != skipped.path for s in owner.skipped):
+                owner.skipped.append(skipped)
+        elif not any(skipped.path.is_relative_to(f.root) for f in failures):
+            reason = f"{skipped.path}: {skipped.reason}"
+            failures.append(CategoryFailure(skipped.path, skipped.path.name, reason))
+    return Discovery(
+        sorted(datasets, key=lambda index: index.category),
+        sorted(failures, key=lambda failure: (failure.category, str(failure.root))),
+    )
 
 
-def discover_dataset(root: str | Path) -> DatasetIndex:
+def discover_datasets(root: PathLike, *, exclude: Sequence[PathLike] = ()) -> DatasetList:
+    """Index every usable category under ``root`` (see :func:`discover_all`).
+
+    Returns:
+        The usable categories sorted by name; categories that failed are left out, listed in
+        the result's ``failures`` attribute and logged as warnings (so a caller that ignores
+        the attribute still loses nothing silently; :func:`discover_all` does not log).
+
+    Raises:
+        InvalidInputError: ``root`` is unusable, or no category under it can be indexed (the
+            message gives each category's reason).
+    """
+    datasets, failures = discover_all(root, exclude=exclude)
+    if not datasets:
+        raise InvalidInputError(_all_failed(Path(root), failures))
+    for failure in failures:
+        logger.warning("category left out: %s", failure.reason)
+    return DatasetList(datasets, failures)
+
+
+def discover_dataset(root: PathLike, *, exclude: Sequence[PathLike] = ()) -> DatasetIndex:
     """Index a folder that holds exactly one category.
+
+    A folder that could not be examined beside the category is added to its warnings.
 
     Raises:
         InvalidInputError: As :func:`discover_datasets`, or ``root`` holds several categories.
     """
-    indexes = discover_datasets(root)
+    indexes = discover_datasets(root, exclude=exclude)
     if len(indexes) > 1:
         names = ", ".join(index.category for index in indexes)
         raise InvalidInputError(
             f"{Path(root)}: holds {len(indexes)} categories ({names}); expected one. Point at "
             "one category folder, or use discover_datasets to index them all."
         )
-    return indexes[0]
+    index = indexes[0]
+    index.warnings.extend(f"left out: {failure.reason}" for failure in indexes.failures)
+    return index
 
 
-def sample_name(*parts: str) -> str:
-    """Join name parts with ``_`` and replace characters outside ``[A-Za-z0-9._-]`` by ``_``."""
-    return _UNSAFE_CHARS.sub("_", "_".join(parts))
+def _check_root(folder: Path, excluded: tuple[Path, ...]) -> None:
+    kind = Walker().kind(folder)  # no exception for an unreadable path: it is named below
+    if kind != "dir":
+        found = {None: "folder not found or not readable", "file": "is a file, not a folder"}
+        reason = found.get(kind, "is not a folder")
+        raise InvalidInputError(f"{folder}: {reason}. Point at a folder of images. {LAYOUT_HELP}")
+    if is_output_folder(folder):
+        raise InvalidInputError(
+            f"{folder}: is a musc output folder (it holds {MANIFEST_NAME}), not a dataset. "
+            "Point at the folder of images that was scored."
+        )
+    if is_excluded_folder(folder, excluded):
+        raise InvalidInputError(
+            f"{folder}: lies in the output folder of this run. Point at the dataset folder, "
+            "or choose another output folder."
+        )
 
 
-def _find_categories(folder: Path) -> list[tuple[Path, str]]:
-    if folder.name == "test" and _category_layout(folder.parent):
+def _all_failed(root: Path, failures: list[CategoryFailure]) -> str:
+    if len(failures) == 1:
+        return failures[0].reason
+    if not failures:
+        return f"{root}: no images found. {LAYOUT_HELP}"
+    return f"{root}: no category can be scored: " + " | ".join(f.reason for f in failures)
+
+
+def _find_categories(folder: Path, walker: Walker) -> list[tuple[Path, str]]:
+    if folder.name == "test" and category_layout(folder.parent, walker):
         folder = folder.parent  # the user picked <category>/test; the masks live beside it
     for inner in (eyecandies.DATA_DIR, eyecandies.DATA_DIR.parent):
         outer = folder.parent if len(inner.parts) == 1 else folder.parent.parent
         if folder == outer / inner and eyecandies.is_eyecandies_class(outer):
             folder = outer  # the user picked <Class>/test_public/data or <Class>/test_public
             break
-    own = _category_layout(folder)
+    own = category_layout(folder, walker)
     if own is not None:
         return [(folder, own)]
-    nested = [(sub, _category_layout(sub)) for sub in _subdirs(folder)]
+    nested = [(sub, category_layout(sub, walker)) for sub in walker.subdirs(folder)]
     found = [(sub, layout) for sub, layout in nested if layout is not None]
     return found or [(folder, "folder")]
 
 
-def _category_layout(folder: Path) -> str | None:
-    if eyecandies.is_eyecandies_class(folder):
-        return "eyecandies"
-    types = _subdirs(folder / "test")
-    if any((type_dir / "rgb").is_dir() for type_dir in types):
-        return "mvtec3d"
-    if any(_images(type_dir) for type_dir in types):
-        return "mvtec_ad"
-    return None
-
-
-def _index_category(folder: Path, layout: str) -> DatasetIndex:
+def _index_category(folder: Path, layout: str, excluded: tuple[Path, ...]) -> DatasetIndex:
     index = DatasetIndex(root=folder, layout=layout, category=folder.name)
-    scanners: dict[str, Callable[[Path, DatasetIndex], None]] = {
-        "mvtec3d": _scan_mvtec3d,
-        "mvtec_ad": _scan_mvtec_ad,
-        "folder": _scan_folder,
-        "eyecandies": _scan_eyecandies,
-    }
-    scanners[layout](folder, index)
-    index.samples = _unique_names(index.samples)
+    scan = Scan(index, Walker(excluded))
+    scan_category(folder, layout, scan)
+    index.skipped.extend(s for s in scan.walker.skipped if s not in index.skipped)
+    index.samples, renames = _unique_names(index.samples)
+    index.warnings.extend(renames)
     _check_counts(index)
-    index.warnings.extend(_missing_file_warnings(index.samples))
+    index.warnings.extend(_missing_file_warnings(index.samples, scan.unusable_xyz))
     return index
 
 
-def _scan_mvtec3d(category: Path, index: DatasetIndex) -> None:
-    for type_dir in _subdirs(category / "test"):
-        for rgb in _usable(_images(type_dir / "rgb"), index):
-            xyz_dir, gt_dir = type_dir / "xyz", type_dir / "gt"
-            xyz = _first_usable([xyz_dir / f"{rgb.stem}.tiff", xyz_dir / f"{rgb.stem}.tif"], index)
-            mask = _first_usable([gt_dir / f"{rgb.stem}.png"], index)
-            index.samples.append(_typed_sample(type_dir.name, rgb, xyz, mask))
+def _sample_file(sample: Sample) -> Path:
+    return sample.rgb_path or sample.xyz_path or Path(sample.name)
 
 
-def _scan_eyecandies(category: Path, index: DatasetIndex) -> None:
-    """RGB ``*_image_0.png``, depth as XYZ (the reader back-projects), label from the mask."""
-    for files in eyecandies.list_samples(category):
-        if not _usable([files.image], index):
-            continue
-        xyz = _first_usable([files.depth], index) if files.depth is not None else None
-        if xyz is not None and (files.info is None or files.pose is None):
-            absent = [p.name for p in eyecandies.companion_files(xyz) if not p.is_file()]
-            reason = f"{' and '.join(absent)} not found beside it; sample scored on RGB only"
-            index.skipped.append(SkippedFile(xyz, reason))
-            xyz = None
-        mask = _first_usable([files.mask], index) if files.mask is not None else None
-        label = _label_from_mask(mask, index) if mask is not None else None
-        kind = None if label is None else ("good" if label == 0 else "defective")
-        mask = mask if label is not None else None  # an unreadable mask is already skipped
-        index.samples.append(Sample(sample_name(files.stem), files.image, xyz, mask, label, kind))
+def _unique_names(samples: list[Sample]) -> tuple[list[Sample], list[str]]:
+    """Samples with unique names, and one warning per rename naming both files.
 
-
-def _scan_mvtec_ad(category: Path, index: DatasetIndex) -> None:
-    for type_dir in _subdirs(category / "test"):
-        mask_dir = category / "ground_truth" / type_dir.name
-        for image in _usable(_images(type_dir), index):
-            mask = _first_usable(_mask_candidates(mask_dir, image.stem), index)
-            index.samples.append(_typed_sample(type_dir.name, image, None, mask))
-
-
-def _scan_folder(folder: Path, index: DatasetIndex) -> None:
-    files = _images(folder)
-    if files:
-        _scan_flat(files, _mask_dir(folder), index)
-        return
-    types = [d for d in _subdirs(folder) if d.name.lower() not in MASK_DIR_NAMES and _images(d)]
-    if len(types) == 1 and types[0].name.lower() not in NORMAL_NAMES:
-        # A lone subfolder (e.g. images/ next to masks/) says nothing about labels.
-        _scan_flat(_images(types[0]), _mask_dir(types[0]), index)
-        return
-    mask_root = _mask_dir(folder)
-    for type_dir in types:
-        for image, xyz in _pair_xyz(_images(type_dir), index):
-            mask = None
-            if mask_root is not None:
-                mask = _first_usable(_mask_candidates(mask_root / type_dir.name, image.stem), index)
-            index.samples.append(_typed_sample(type_dir.name, image, xyz, mask))
-
-
-def _scan_flat(files: list[Path], mask_dir: Path | None, index: DatasetIndex) -> None:
-    """Unlabeled images; labels come from masks (nonzero = defective) when a mask folder exists."""
-    for image, xyz in _pair_xyz(files, index):
-        mask, label = None, None
-        if mask_dir is not None:
-            mask = _first_usable(_mask_candidates(mask_dir, image.stem), index)
-            label = _label_from_mask(mask, index) if mask is not None else None
-            mask = mask if label is not None else None
-        sample = Sample(sample_name(image.stem), image, xyz_path=xyz, mask_path=mask, label=label)
-        index.samples.append(sample)
-
-
-def _pair_xyz(files: list[Path], index: DatasetIndex) -> list[tuple[Path, Path | None]]:
-    """Split a folder's files into (image, xyz): ``a.tiff`` next to ``a.png`` is a's point map."""
-    tiffs: dict[str, Path] = {}
-    for path in files:
-        if path.suffix.lower() in TIFF_EXTENSIONS:
-            tiffs.setdefault(path.stem, path)
-    paired = {path.stem for path in files if path.suffix.lower() not in TIFF_EXTENSIONS}
-    xyz_files = {tiffs[stem] for stem in paired if stem in tiffs}
-    pairs = []
-    for image in _usable([path for path in files if path not in xyz_files], index):
-        is_tiff = image.suffix.lower() in TIFF_EXTENSIONS
-        xyz = None if is_tiff else tiffs.get(image.stem)
-        pairs.append((image, _first_usable([xyz], index) if xyz is not None else None))
-    return pairs
-
-
-def _label_from_mask(mask_path: Path, index: DatasetIndex) -> int | None:
-    try:
-        return int(read_mask(mask_path).any())
-    except InvalidInputError as err:
-        index.skipped.append(SkippedFile(mask_path, f"unreadable mask: {err}"))
-        return None
-
-
-def _typed_sample(type_name: str, image: Path, xyz: Path | None, mask: Path | None) -> Sample:
-    label = 0 if type_name.lower() in NORMAL_NAMES else 1
-    name = sample_name(type_name, image.stem)
-    return Sample(name, image, xyz_path=xyz, mask_path=mask, label=label, defect_type=type_name)
-
-
-def _mask_candidates(mask_dir: Path, stem: str) -> list[Path]:
-    return [mask_dir / f"{stem}_mask.png", mask_dir / f"{stem}.png"]
-
-
-def _mask_dir(folder: Path) -> Path | None:
-    """The mask folder of an image folder: inside it, else beside it (``images/`` + ``masks/``)."""
-    for base in (folder, folder.parent):
-        for name in MASK_DIR_NAMES:
-            candidate = base / name
-            if candidate.is_dir() and candidate.resolve() != folder.resolve():
-                return candidate
-    return None
-
-
-def _subdirs(folder: Path) -> list[Path]:
-    return [p for p in _listing(folder) if p.is_dir() and not p.name.startswith(".")]
-
-
-def _images(folder: Path) -> list[Path]:
-    return [p for p in _listing(folder) if is_image_file(p)]
-
-
-def _listing(folder: Path) -> list[Path]:
-    """Entries of ``folder`` sorted by name (never filesystem order); [] if it is no folder."""
-    if not folder.is_dir():
-        return []
-    try:
-        return sorted(folder.iterdir(), key=lambda p: p.name)
-    except OSError as err:
-        raise InvalidInputError(
-            f"{folder}: cannot list the folder ({err.strerror or err}). Check its permissions."
-        ) from None
-
-
-def _usable(paths: Iterable[Path], index: DatasetIndex) -> list[Path]:
-    """Paths whose header opens; the others are recorded in ``index.skipped``."""
-    usable = []
-    for path in paths:
-        reason = probe_header(path)
-        if reason is None:
-            usable.append(path)
-        else:
-            index.skipped.append(SkippedFile(path, reason))
-    return usable
-
-
-def _first_usable(candidates: list[Path], index: DatasetIndex) -> Path | None:
-    """The first existing candidate if its header opens (else it is skipped), or None."""
-    for path in candidates:
-        if path.is_file():
-            return next(iter(_usable([path], index)), None)
-    return None
-
-
-def _unique_names(samples: list[Sample]) -> list[Sample]:
-    # Sanitising can map two stems to one name ("a b", "a_b"); suffix later ones in sorted order.
-    seen: set[str] = set()
-    unique = []
+    Sanitising can map several stems to one name (``a b``, ``a+b``, ``a_b`` -> ``a_b``); later
+    ones in sorted order get a numeric suffix, and the user is told which file got which name.
+    """
+    holders: dict[str, Sample] = {}
+    unique, warnings = [], []
     for sample in samples:
         name, counter = sample.name, 2
-        while name in seen:
+        while name in holders:
             name, counter = f"{sample.name}_{counter}", counter + 1
-        seen.add(name)
-        unique.append(dataclasses.replace(sample, name=name) if name != sample.name else sample)
-    return unique
+        if name != sample.name:
+            first = holders[sample.name]
+            warnings.append(
+                f"{_sample_file(sample)}: its sample name {sample.name!r} is already taken by "
+                f"{_sample_file(first)} (names keep only letters, digits, '.', '_', '-'); "
+                f"it is named {name!r} instead."
+            )
+            sample = dataclasses.replace(sample, name=name)
+        holders[name] = sample
+        unique.append(sample)
+    return unique, warnings
 
 
 def _check_counts(index: DatasetIndex) -> None:
@@ -296,20 +253,24 @@ def _check_counts(index: DatasetIndex) -> None:
         )
 
 
-def _missing_file_warnings(samples: list[Sample]) -> list[str]:
-    """One line per kind of partly missing file (only when some samples do have that file)."""
+def _missing_file_warnings(samples: list[Sample], unusable_xyz: int) -> list[str]:
+    """One line per kind of partly missing file (only when some samples do have that file).
+
+    XYZ files that exist but are unusable are already reported one by one as skipped files,
+    so they are not counted again here.
+    """
     warnings = []
-    without_xyz = sum(s.xyz_path is None for s in samples)
-    if 0 < without_xyz < len(samples):
+    without_xyz = sum(s.xyz_path is None for s in samples) - unusable_xyz
+    if 0 < without_xyz and any(s.xyz_path is not None for s in samples):
         warnings.append(
-            f"{without_xyz} of {len(samples)} samples have no XYZ point map; "
+            f"{without_xyz} of {len(samples)} samples have no XYZ point map file; "
             "they are scored on RGB only."
         )
     defective = [s for s in samples if s.label == 1]
     without_mask = sum(s.mask_path is None for s in defective)
     if any(s.mask_path is not None for s in samples) and without_mask:
         warnings.append(
-            f"{without_mask} of {len(defective)} defective samples have no ground-truth mask; "
-            "pixel-level metrics leave them out."
+            f"{without_mask} of {len(defective)} defective samples have no ground-truth mask "
+            "(or an unreadable one); pixel-level metrics leave them out."
         )
     return warnings

@@ -6,36 +6,19 @@ CLI and GUI can show it as-is.
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
-import tifffile
 from PIL import Image
 
 from engine.data.eyecandies import depth_to_xyz, is_depth_png
 from engine.data.samples import Sample
+from engine.data.tiff import describe, is_xyz_layout, read_tiff, tiff_header
 from engine.data.xyz import validate_xyz
 from engine.errors import InvalidInputError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
-
-# Decoders raise a zoo of types on corrupt input; all of them mean "this file is unusable".
-_DECODE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    IndexError,
-    KeyError,
-    RuntimeError,
-    NotImplementedError,
-    struct.error,
-    zlib.error,
-    Image.DecompressionBombError,
-)
 _FIX = "Re-export the file or remove it from the folder."
 
 
@@ -56,15 +39,17 @@ def probe_header(path: Path) -> str | None:
     """
     try:
         if _suffix(path) in TIFF_EXTENSIONS:
-            with tifffile.TiffFile(path) as tif:
-                if not tif.pages or 0 in tif.pages[0].shape:
-                    return "TIFF file holds no image"
+            tiff_header(path)
         else:
             with Image.open(path) as img:
                 if img.width == 0 or img.height == 0:
                     return "image has zero size"
-    except _DECODE_ERRORS as err:
-        return f"cannot read image header ({_describe(err)})"
+    except InvalidInputError as err:
+        return str(err)
+    # Decoders raise a zoo of types on corrupt input (see engine.data.tiff); all of them mean
+    # "this file is unusable", and discovery must go on with the other files.
+    except Exception as err:
+        return f"cannot read image header ({describe(err)})"
     return None
 
 
@@ -74,7 +59,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
     8- and 16-bit, grey, grey+alpha, RGB, RGBA and palette images are accepted; alpha is
     dropped. 16-bit data is scaled by 255/65535 with rounding, float data must lie in [0, 1].
     Pillow decodes 16-bit *colour* PNGs to their high byte, which is at most one level away
-    from the rounded value.
+    from the rounded value. Three float channels are an XYZ point map, never a colour image,
+    and are refused (float grey and float RGBA are read).
 
     Args:
         path: png, jpg, jpeg or bmp (read with Pillow) or tif/tiff (read with tifffile).
@@ -87,6 +73,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     array = _load_array(path)
+    if is_xyz_layout(array.shape, array.dtype):
+        raise InvalidInputError(
+            f"{path}: holds 3 float channels {array.shape}, an XYZ point map, not a colour "
+            "image. Put it beside its image with the same name (e.g. 000.png + 000.tiff), or "
+            "use it as 3D data."
+        )
     array = _to_hwc(array, path)
     return _to_uint8(array[..., :3], path)
 
@@ -123,8 +115,8 @@ def read_xyz(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarr
         shape: Expected (H, W), normally the RGB image's; None skips the check.
 
     Returns:
-        float32 array (H, W, 3); points with any NaN/inf coordinate become (0, 0, 0), the
-        marker of a missing measurement.
+        float32 array (H, W, 3); points with any NaN/inf coordinate (or one beyond the float32
+        range) become (0, 0, 0), the marker of a missing measurement.
 
     Raises:
         InvalidInputError: Unreadable file, not H x W x 3, size differs from ``shape``, or no
@@ -134,17 +126,17 @@ def read_xyz(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarr
     if is_depth_png(path):
         return validate_xyz(depth_to_xyz(path), shape, path)
     try:
-        array = np.asarray(tifffile.imread(path))
+        array = read_tiff(path)
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: file not found. Check the path.") from None
-    except _DECODE_ERRORS as err:
-        raise InvalidInputError(
-            f"{path}: cannot read XYZ point map ({_describe(err)}). {_FIX}"
-        ) from None
+    except InvalidInputError as err:
+        raise InvalidInputError(f"{path}: cannot read XYZ point map ({err}). {_FIX}") from None
     if array.ndim == 3 and array.shape[2] == 3 and 0 not in array.shape:
         if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
             raise InvalidInputError(f"{path}: unsupported XYZ data type {array.dtype}. {_FIX}")
-        array = array.astype(np.float32)
+        # Coordinates beyond the float32 range become inf and so count as missing, like NaN.
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = array.astype(np.float32)
         array[~np.all(np.isfinite(array), axis=2)] = 0.0
     return validate_xyz(array, shape, path)
 
@@ -166,23 +158,22 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def _describe(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
 def _load_array(path: Path) -> np.ndarray:
     """Decode all pixels of an image file into an array in its native dtype."""
     try:
         if _suffix(path) in TIFF_EXTENSIONS:
-            return np.asarray(tifffile.imread(path))
+            return read_tiff(path)
         with Image.open(path) as img:
             img.load()
             return _pil_to_array(img)
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: file not found. Check the path.") from None
-    except _DECODE_ERRORS as err:
-        raise InvalidInputError(f"{path}: cannot read image ({_describe(err)}). {_FIX}") from None
+    except InvalidInputError as err:
+        raise InvalidInputError(f"{path}: cannot read image ({err}). {_FIX}") from None
+    # Pillow raises a zoo of types on corrupt input (OSError, SyntaxError, struct.error,
+    # DecompressionBombError ...); all of them mean "this file is unusable".
+    except Exception as err:
+        raise InvalidInputError(f"{path}: cannot read image ({describe(err)}). {_FIX}") from None
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:

@@ -61,3 +61,18 @@ class DatasetIndex:
     def has_xyz(self) -> bool:
         """True when at least one sample has an XYZ point map."""
         return any(s.xyz_path is not None for s in self.samples)
+
+
+@dataclass(frozen=True)
+class CategoryFailure:
+    """A category that could not be indexed; the other categories of the folder are unaffected.
+
+    Attributes:
+        root: The category folder (or the unreadable folder that may have held one).
+        category: Its name, as :attr:`DatasetIndex.category` would have been.
+        reason: One line naming the folder and the fault, e.g. too few usable samples.
+    """
+
+    root: Path
+    category: str
+    reason: str

@@ -2,6 +2,8 @@
 
 Every file is written to a temporary name in the target folder and moved into place with
 ``os.replace``, so an interrupted run never leaves a half-written file under the final name.
+The CLI additionally writes the whole set into a staging folder and swaps it in at the end
+(:mod:`engine.outputs.staging`). Files get the user's umask, as ``open()`` would give them.
 """
 
 from __future__ import annotations
@@ -22,8 +24,34 @@ import h5py
 import numpy as np
 
 from engine.data.readers import read_rgb
+from engine.data.samples import Sample
 from engine.errors import InvalidInputError
 from engine.session.results import ScoreResult
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it where the OS allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # Elsewhere the only way to read it is to set it; restore at once.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Permission bits a new file gets from ``open()``: 0o666 less the umask (normally 0o644)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """Permission bits a new folder gets from ``mkdir``: 0o777 less the umask (normally 0o755)."""
+    return 0o777 & ~current_umask()
 
 
 def ensure_writable(out_dir: str | Path) -> Path:
@@ -49,26 +77,52 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes the file 0600 (private); the result should read like any file the user
+        # writes, so give it the umask's mode before it takes its final name.
+        os.chmod(tmp, file_mode())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _write_text(target: Path, text: str) -> None:
+def write_text(target: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``target`` atomically."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def scores_csv(result: ScoreResult) -> str:
-    """The ranked table: rank, sample, score, label, defect_type (highest score first)."""
+def sample_path(sample: Sample, root: Path | None = None) -> str:
+    """The sample's image (or XYZ map, for a 3D-only sample) relative to ``root`` when inside it.
+
+    Two samples can share a name after sanitising; their paths always tell them apart.
+    """
+    path = sample.rgb_path if sample.rgb_path is not None else sample.xyz_path
+    if path is None:
+        return ""
+    if root is not None:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:
+            pass  # outside the root (a sample listed from elsewhere): keep it whole
+    return Path(path).as_posix()
+
+
+def scores_csv(result: ScoreResult, root: Path | None = None) -> str:
+    """The ranked table: rank, sample, score, label, defect_type, path (highest score first).
+
+    Args:
+        result: The scored run.
+        root: The dataset folder; ``path`` is given relative to it.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["rank", "sample", "score", "label", "defect_type"])
+    writer.writerow(["rank", "sample", "score", "label", "defect_type", "path"])
     for rank, index in enumerate(result.ranking(), start=1):
         sample = result.samples[index]
         label = "" if sample.label is None else sample.label
         score = f"{result.image_scores[index]:.6f}"
-        writer.writerow([rank, sample.name, score, label, sample.defect_type or ""])
+        path = sample_path(sample, root)
+        writer.writerow([rank, sample.name, score, label, sample.defect_type or "", path])
     return buffer.getvalue()
 
 
@@ -80,7 +134,10 @@ def _info(info: Any) -> dict[str, Any] | None:
 
 
 def results_document(
-    result: ScoreResult, metrics: dict[str, dict[str, float]], extra: dict[str, Any] | None = None
+    result: ScoreResult,
+    metrics: dict[str, dict[str, float]],
+    extra: dict[str, Any] | None = None,
+    root: Path | None = None,
 ) -> dict[str, Any]:
     """Everything about the run as a JSON-serialisable dict.
 
@@ -88,6 +145,7 @@ def results_document(
         result: The scored run.
         metrics: ``evaluate_all`` output: "metrics" and, for 2D+3D, "metrics_2d"/"metrics_3d".
         extra: More top-level keys (dataset, skipped files, warnings, ...).
+        root: The dataset folder; each sample's ``path`` is given relative to it.
     """
     document: dict[str, Any] = {
         "modality": result.modality,
@@ -102,7 +160,9 @@ def results_document(
                 "max_map_score": float(result.max_scores[i]),
                 "label": s.label,
                 "defect_type": s.defect_type,
+                "path": sample_path(s, root),
                 "rgb_path": str(s.rgb_path) if s.rgb_path else None,
+                "xyz_path": str(s.xyz_path) if s.xyz_path else None,
             }
             for i, s in enumerate(result.samples)
         ],
@@ -124,14 +184,39 @@ def heatmap_overlay(
     return (0.5 * rgb + 0.5 * coloured).astype(np.uint8)
 
 
-def write_maps(out_dir: Path, result: ScoreResult) -> None:
+def _background(sample: Sample, shape: tuple[int, int]) -> tuple[np.ndarray, str | None]:
+    """The image under a heatmap, or black with the reason when it cannot be used any more.
+
+    The image was read when the run scored it; if it was since removed or replaced, the scores
+    are still valid, so the heatmap is drawn alone rather than losing the whole run.
+    """
+    black = np.zeros((*shape, 3), dtype=np.uint8)
+    if sample.rgb_path is None:  # 3D-only sample: the heatmap alone
+        return black, None
+    try:
+        rgb = read_rgb(sample.rgb_path)
+    except (InvalidInputError, OSError) as error:
+        return black, f"{sample.name}: heatmap drawn without its image ({error})"
+    if rgb.shape[:2] != shape:
+        return black, (
+            f"{sample.name}: heatmap drawn without its image ({sample.rgb_path} is now "
+            f"{rgb.shape[1]}x{rgb.shape[0]}, it was {shape[1]}x{shape[0]} when scored)"
+        )
+    return rgb, None
+
+
+def write_maps(out_dir: Path, result: ScoreResult) -> list[str]:
     """Heatmap PNGs (``maps/<sample>.png``, one colour scale for all parts) and ``maps.h5``.
 
     ``maps.h5`` holds ``maps/<sample>``: the float anomaly map at the image's original size, and
     for samples with 3D ``points/<sample>/xyz`` (P, 3) and ``points/<sample>/score`` (P,).
+
+    Returns:
+        One warning per heatmap drawn without its image.
     """
     maps_dir = out_dir / "maps"
     maps_dir.mkdir(exist_ok=True)
+    warnings = []
     low, high = float(result.maps.min()), float(result.maps.max())
     with atomic_path(out_dir / "maps.h5") as tmp, h5py.File(tmp, "w") as store:
         store.attrs["value_range"] = (low, high)
@@ -145,16 +230,16 @@ def write_maps(out_dir: Path, result: ScoreResult) -> None:
                 group = store.create_group(f"points/{sample.name}")
                 group.create_dataset("xyz", data=cloud.xyz, compression="gzip")
                 group.create_dataset("score", data=cloud.scores, compression="gzip")
-            if sample.rgb_path is not None:
-                rgb = read_rgb(sample.rgb_path)
-            else:  # 3D-only sample: the heatmap alone
-                rgb = np.zeros((*anomaly_map.shape, 3), dtype=np.uint8)
+            rgb, warning = _background(sample, anomaly_map.shape)
+            if warning is not None:
+                warnings.append(warning)
             overlay = heatmap_overlay(rgb, anomaly_map, low, high)
             ok, encoded = cv2.imencode(".png", overlay[..., ::-1])
             if not ok:
                 raise OSError(f"could not encode the heatmap of {sample.name}")
             with atomic_path(maps_dir / f"{sample.name}.png") as png:
                 png.write_bytes(encoded.tobytes())
+    return warnings
 
 
 def write_outputs(
@@ -164,12 +249,25 @@ def write_outputs(
     extra: dict[str, Any] | None = None,
     *,
     maps: bool = True,
+    root: Path | None = None,
 ) -> Path:
-    """Write scores.csv, results.json and (optionally) the maps into ``out_dir``."""
+    """Write the maps (optionally), then scores.csv and results.json into ``out_dir``.
+
+    Args:
+        out_dir: Target folder (created if needed).
+        result: The scored run.
+        metrics: ``evaluate_all`` output.
+        extra: More top-level keys of results.json.
+        maps: Whether to write ``maps/*.png`` and ``maps.h5``.
+        root: The dataset folder; sample paths are written relative to it.
+    """
     path = ensure_writable(out_dir)
-    _write_text(path / "scores.csv", scores_csv(result))
-    document = results_document(result, metrics, extra)
-    _write_text(path / "results.json", json.dumps(document, indent=2) + "\n")
-    if maps:
-        write_maps(path, result)
+    extra = dict(extra or {})
+    # maps first: a heatmap drawn without its image is noted in results.json
+    map_warnings = write_maps(path, result) if maps else []
+    if map_warnings:
+        extra["warnings"] = [*extra.get("warnings", []), *map_warnings]
+    write_text(path / "scores.csv", scores_csv(result, root))
+    document = results_document(result, metrics, extra, root)
+    write_text(path / "results.json", json.dumps(document, indent=2) + "\n")
     return path

@@ -123,7 +123,9 @@ def load_clouds(
             try:
                 clouds[sample.name], note = load_cloud(sample, config, device, timings)
             except InvalidInputError as error:
-                skipped.append(SkippedFile(sample.xyz_path, str(error)))
+                # the skipped entry names the file already
+                reason = str(error).removeprefix(f"{sample.xyz_path}: ")
+                skipped.append(SkippedFile(sample.xyz_path, reason))
             else:
                 if note:
                     warnings.append(f"{sample.xyz_path}: {note}")

@@ -103,6 +103,8 @@ class InspectionSession:
         """The modality actually run: "auto" resolved against the data."""
         if self.config.modality != "auto":
             return self.config.modality
+        if not any(s.rgb_path is not None for s in self.dataset.samples):
+            return "3d"  # a folder of XYZ maps only
         return "2d+3d" if self.dataset.has_xyz else "2d"
 
     @property

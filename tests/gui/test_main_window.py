@@ -65,9 +65,9 @@ def test_open_scores_ranks_and_rescores_live(qtbot, window, demo_folder, tmp_pat
     backbone.extract = lambda *a, **k: extracts.append(1) or original(*a, **k)
     before = result.image_scores.copy()
     editor = window.parameters.editors["x_percent"]
-    editor.slider.setValue(50)  # X% ~ 5.95, re-scored synchronously
+    editor.slider.setValue(50)  # X% = 0.1 + 99.9 * 0.05 = 5.095, shown as 5.09; synchronous
     after = window.state.result
-    assert after is not result and after.config.x_percent == pytest.approx(5.95)
+    assert after is not result and after.config.x_percent == pytest.approx(5.09)
     assert not np.allclose(before, after.image_scores)
     assert extracts == []
     assert all(window.session._cache[k] is v for k, v in cache.items())

@@ -171,4 +171,6 @@ def test_discovery_of_several_classes_and_a_missing_pose(tmp_path: Path) -> None
     assert lollipop.samples[2].xyz_path is None
     assert [s.path.name for s in lollipop.skipped] == ["002_depth.png"]
     assert "002_pose.txt not found" in lollipop.skipped[0].reason
-    assert any("no XYZ point map" in w for w in lollipop.warnings)
+    # One message per fault: the skipped depth file says it all, no second summary line.
+    assert "scored on RGB only" in lollipop.skipped[0].reason
+    assert not any("no XYZ point map" in w for w in lollipop.warnings)

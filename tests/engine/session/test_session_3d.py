@@ -14,6 +14,7 @@ from engine.errors import InvalidInputError
 from engine.evaluation.evaluate import evaluate_all
 from engine.progress import run_to_completion
 from engine.session.session import InspectionSession
+from tests.engine.fakes import GroupShapeBackbone
 
 CONFIG = MuscConfig(backbone="efficientnet_lite0", backbone_3d="fpfh", num_groups=256)
 
@@ -97,3 +98,21 @@ def test_3d_only_needs_xyz(tmp_path: Path) -> None:
     session = InspectionSession(discover_dataset(root), CONFIG.replace(modality="3d"))
     with pytest.raises(InvalidInputError, match="XYZ"):
         run_to_completion(session.run())
+
+
+def test_a_folder_of_xyz_maps_only_is_scored_in_3d(tmp_path: Path) -> None:
+    source = write_synthetic_dataset(tmp_path / "full", n_good=4, n_per_defect=1, seed=2,
+                                     size=96, with_xyz=True, defects=DEFECT_TYPES_3D)  # fmt: skip
+    for index, xyz in enumerate(sorted(source.rglob("xyz/*.tiff"))):
+        kind = "good" if "good" in xyz.parts else "bad"
+        target = tmp_path / "clouds" / kind / f"{index:03d}.tiff"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(xyz.read_bytes())
+    config = MuscConfig(num_groups=64, group_size=32, k_iter=16, eval_size=64, cae=False)
+    session = InspectionSession(
+        discover_dataset(tmp_path / "clouds"), config, backbone_3d=GroupShapeBackbone()
+    )
+    assert session.modality == "3d"  # "auto" with no colour image at all
+    result = run_to_completion(session.run())
+    assert result.modality == "3d" and len(result.samples) == 6
+    assert all(points is not None for points in result.points)
