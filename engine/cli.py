@@ -39,11 +39,10 @@ def _on_sigterm(_signum: int, _frame: object) -> None:
     raise Terminated
 
 
-def _stopped(stop: KeyboardInterrupt) -> tuple[str, int]:
-    """What stopped the run, in a word, and the conventional exit status (128 + signal)."""
-    if isinstance(stop, Terminated):
-        return "terminated", 128 + signal.SIGTERM
-    return "interrupted", 128 + signal.SIGINT
+def _stopped(signum: int) -> tuple[str, int]:
+    """What a signal did to the run, in a word, and the conventional exit status (128 + it)."""
+    word = "terminated" if signum == signal.SIGTERM else "interrupted"
+    return word, 128 + signum
 
 
 def _say(message: str) -> None:
@@ -232,9 +231,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         scored = sorted({d.category for d in datasets} - {f["category"] for f in failed})
         held = commit(staging, target.path, {"categories": scored, "failed": failed})
     if held is not None:  # Ctrl-C or SIGTERM while the finished run was put in place
-        word = "terminated" if held == signal.SIGTERM else "interrupted"
+        word, code = _stopped(held)
         _say(f"{word} as the run finished; {target.path} holds its complete outputs")
-        return 128 + held
+        return code
     if failed:
         _say(f"finished with {len(failed)} of {total} categories failed (exit 3)")
         return EXIT_PARTIAL
@@ -366,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: {error}")
         return EXIT_ERROR
     except KeyboardInterrupt as stop:
-        word, code = _stopped(stop)
+        word, code = _stopped(signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
         _say(f"{word}; the output folder was left as it was")
         return code
     finally:
