@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex
+from engine.decision import Decision, DecisionPolicy
 from engine.session.results import ScoreResult
 
 
@@ -21,6 +22,10 @@ class AppState(QObject):
         result_changed(object): a new ScoreResult (or None) is available.
         current_changed(int): the selected sample index (into result.samples), -1 for none.
         threshold_changed(float): the pass/fail threshold on image scores moved.
+        decision_changed(object): a new ``engine.decision.Decision`` (or None): the image and
+            pixel cuts every view, the export and the report use.
+        policy_changed(object): the user's ``DecisionPolicy`` changed (typed cuts, minimum
+            area, known-good parts); the controller turns it into a decision.
         config_changed(object): the MuscConfig was edited.
         pointed_changed(int): the pointed pixel of the current sample moved (row-major index on
             the square S x S map grid, -1 for none); links the 2D and 3D views.
@@ -30,6 +35,8 @@ class AppState(QObject):
     result_changed = Signal(object)
     current_changed = Signal(int)
     threshold_changed = Signal(float)
+    decision_changed = Signal(object)
+    policy_changed = Signal(object)
     config_changed = Signal(object)
     pointed_changed = Signal(int)
 
@@ -41,6 +48,8 @@ class AppState(QObject):
         self.threshold: float = 0.5
         self.config: MuscConfig = config or MuscConfig()
         self.pointed: int = -1
+        self.decision: Decision | None = None
+        self.policy: DecisionPolicy = DecisionPolicy()
 
     def set_dataset(self, dataset: DatasetIndex | None) -> None:
         """Open a dataset; clears the result and the selection."""
@@ -83,3 +92,16 @@ class AppState(QObject):
         if pixel != self.pointed:
             self.pointed = pixel
             self.pointed_changed.emit(pixel)
+
+    def set_decision(self, decision: Decision | None) -> None:
+        """Publish the thresholds in force; also moves ``threshold`` to the image cut."""
+        self.decision = decision
+        self.decision_changed.emit(decision)
+        if decision is not None:
+            self.set_threshold(decision.image.value)
+
+    def set_policy(self, policy: DecisionPolicy) -> None:
+        """Record what the user asked for (the controller recomputes the decision)."""
+        if policy != self.policy:
+            self.policy = policy
+            self.policy_changed.emit(policy)
