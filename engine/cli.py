@@ -16,9 +16,16 @@ from typing import Any
 
 from tqdm import tqdm
 
+from engine.cli_decision import (
+    add_decision_options,
+    check_policy,
+    decide_and_say,
+    policies_from_args,
+)
 from engine.config import DEVICES, MODALITIES, MuscConfig
 from engine.data.discover import discover_datasets
 from engine.data.samples import DatasetIndex, SkippedFile
+from engine.decision import DecisionPolicy
 from engine.errors import InvalidInputError, MuscError
 from engine.evaluation.evaluate import evaluate_all
 from engine.method.subsets import effective_subsets
@@ -118,18 +125,23 @@ def score_dataset(
     out_dir: Path,
     *,
     maps: bool = True,
+    policy: DecisionPolicy | None = None,
 ) -> tuple[ScoreResult, dict[str, dict[str, float]]]:
     """Score one category and write its outputs into ``out_dir``; returns result and metrics.
 
-    When the metrics cannot be computed the outputs are written anyway, with the reason under
-    ``metrics_error`` in results.json.
+    The decision (``policy``; default all automatic) gives every part its verdict and defect
+    regions. When the metrics cannot be computed the outputs are written anyway, with the
+    reason under ``metrics_error`` in results.json.
     """
+    policy = policy or DecisionPolicy()
+    check_policy(dataset, policy)
     session = InspectionSession(dataset, config)
     for line in session.choose_backbones():
         _say(line)  # one visible line per automatic choice: which backbone and why
     result = _with_progress(session.run())
     skipped, warnings = list(session.skipped), list(session.warnings)
     metrics, metrics_error = _evaluate(result, skipped, warnings)
+    verdicts = decide_and_say(dataset.category, result, policy, warnings, _with_progress)
     for file in skipped:
         _say(f"skipped {file.path}: {file.reason}")
     for warning in warnings:
@@ -151,7 +163,7 @@ def score_dataset(
     if metrics_error is not None:
         _say(f"warning: metrics not computed, outputs written without them: {metrics_error}")
         extra["metrics_error"] = metrics_error
-    write_outputs(out_dir, result, metrics, extra, maps=maps, root=dataset.root)
+    write_outputs(out_dir, result, metrics, extra, maps=maps, root=dataset.root, verdicts=verdicts)
     return result, metrics
 
 
@@ -190,6 +202,7 @@ def _score_all(
     *,
     several: bool,
     maps: bool,
+    policies: dict[str, DecisionPolicy],
 ) -> list[dict[str, str]]:
     """Score every category into ``staging``; returns the categories that failed, with reasons.
 
@@ -200,7 +213,8 @@ def _score_all(
     for dataset in datasets:
         sub = dataset.category if several else ""
         try:
-            result, metrics = score_dataset(dataset, config, staging / sub, maps=maps)
+            result, metrics = score_dataset(dataset, config, staging / sub, maps=maps,
+                                            policy=policies[dataset.category])  # fmt: skip
         except MuscError as error:
             if not several:
                 raise
@@ -220,9 +234,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         _say(target.note)
     failed = [_failure(f.category, f.root, f.reason) for f in datasets.failures]
     total = len(datasets) + len(failed)
+    datasets, policies = policies_from_args(args, list(datasets), (target.path,), _say)
     with staged_output(target.path) as staging:
         failed += _score_all(datasets, config, staging, target.path, several=total > 1,
-                             maps=not args.no_maps)  # fmt: skip
+                             maps=not args.no_maps, policies=policies)  # fmt: skip
         if len(failed) == total:
             raise InvalidInputError(
                 f"{args.dataset}: none of the {total} categories could be scored "
@@ -305,11 +320,7 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default=defaults.device)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--no-maps", action="store_true", help="skip heatmap PNGs and maps.h5")
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="replace a non-empty --out folder that musc did not write (its contents are lost)",
-    )
+    add_decision_options(parser)
 
 
 SCORE_HELP = """Score every category under DATASET and write the results into --out.

@@ -85,7 +85,8 @@ class Decision:
 
     def fails(self, scores: np.ndarray) -> np.ndarray:
         """(N,) bool: which parts fail the image cut."""
-        return np.asarray(scores) >= self.image.value
+        # float64: a float32 array against a Python float would compare in float32 (NEP 50)
+        return np.asarray(scores, dtype=np.float64) >= self.image.value
 
     def verdicts(self, scores: np.ndarray) -> list[str]:
         """ "pass" or "fail" per part."""
@@ -135,13 +136,13 @@ def _reference_indices(result: ScoreResult, names: tuple[str, ...]) -> np.ndarra
 
 
 def _majority_note(decision_image: Threshold, scores: np.ndarray) -> tuple[str, ...]:
-    failing = int((scores >= decision_image.value).sum())
+    failing = int((np.asarray(scores, dtype=np.float64) >= decision_image.value).sum())
     if scores.size == 0 or failing * 2 <= scores.size:
         return ()
     share = 100.0 * failing / scores.size
     if decision_image.source == "auto":
-        why = ("the cut takes the lowest-scoring quarter of the batch as normal; if most parts "
-               "are good, mark known-good parts so that the cut comes from them")  # fmt: skip
+        why = ("the cut takes the lower half of the batch as normal; if most parts are good, "
+               "mark known-good parts so that the cut comes from them")  # fmt: skip
     elif decision_image.source == "reference":
         why = "most parts score above every known-good part"
     else:
@@ -160,19 +161,18 @@ def decide(result: ScoreResult, policy: DecisionPolicy | None = None) -> Decisio
     scores = np.asarray(result.image_scores, dtype=np.float64)
     if scores.size == 0:
         raise InvalidInputError("no scored parts to decide on")
-    known_good = bool(policy.reference)
-    reference = (_reference_indices(result, policy.reference) if known_good
-                 else cuts.lowest_scoring(scores))  # fmt: skip
+    known_good = _reference_indices(result, policy.reference) if policy.reference else None
     if isinstance(policy.image, str) and policy.image == "max-f1":
         image = cuts.max_f1_threshold(scores, result.labels)
     elif isinstance(policy.image, str):
-        image = cuts.image_threshold_from_reference(scores, reference, known_good=known_good)
+        image = (cuts.image_threshold_auto(scores) if known_good is None
+                 else cuts.image_threshold_known_good(scores, known_good))  # fmt: skip
     else:
         image = cuts.user_threshold(float(policy.image), "image cut")
     if isinstance(policy.pixel, str):
-        maxima = np.asarray(result.maps, dtype=np.float64).reshape(scores.size, -1).max(axis=1)
-        pixel = cuts.pixel_threshold_from_reference(maxima, reference, known_good=known_good,
-                                                    total=scores.size)  # fmt: skip
+        peaks = np.asarray(result.maps, dtype=np.float64).reshape(scores.size, -1).max(axis=1)
+        pixel = (cuts.pixel_threshold_auto(scores, peaks) if known_good is None
+                 else cuts.pixel_threshold_known_good(peaks, known_good))  # fmt: skip
     else:
         pixel = cuts.user_threshold(float(policy.pixel), "pixel cut")
     return Decision(image, pixel, policy.min_area_px, policy.min_area_mm2,

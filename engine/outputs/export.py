@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,9 @@ import numpy as np
 
 from engine.data.readers import read_rgb
 from engine.data.samples import Sample
+from engine.decision.display import heatmap_levels, overlay
+from engine.decision.model import Decision, outcome
+from engine.decision.regions import PartDefects
 from engine.errors import InvalidInputError
 from engine.session.results import ScoreResult
 
@@ -107,22 +110,51 @@ def sample_path(sample: Sample, root: Path | None = None) -> str:
     return Path(path).as_posix()
 
 
-def scores_csv(result: ScoreResult, root: Path | None = None) -> str:
+@dataclass(frozen=True)
+class Verdicts:
+    """A run's decision and what it found on every part (what the outputs record).
+
+    Attributes:
+        decision: The thresholds in force.
+        defects: Per part (dataset order) its defect regions under ``decision``.
+        reference: Names of the known-good parts, if any.
+    """
+
+    decision: Decision
+    defects: list[PartDefects]
+    reference: tuple[str, ...] = ()
+
+
+def _area(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def scores_csv(
+    result: ScoreResult, root: Path | None = None, verdicts: Verdicts | None = None
+) -> str:
     """The ranked table: rank, sample, score, label, defect_type, path (highest score first).
 
     Args:
         result: The scored run.
         root: The dataset folder; ``path`` is given relative to it.
+        verdicts: When given, ``verdict``, ``defect_area_px`` and ``defect_area_mm2`` columns
+            follow.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["rank", "sample", "score", "label", "defect_type", "path"])
+    extra = ["verdict", "defect_area_px", "defect_area_mm2"] if verdicts is not None else []
+    writer.writerow(["rank", "sample", "score", "label", "defect_type", "path", *extra])
+    fails = verdicts.decision.fails(result.image_scores) if verdicts is not None else None
     for rank, index in enumerate(result.ranking(), start=1):
         sample = result.samples[index]
         label = "" if sample.label is None else sample.label
         score = f"{result.image_scores[index]:.6f}"
         path = sample_path(sample, root)
-        writer.writerow([rank, sample.name, score, label, sample.defect_type or "", path])
+        row = [rank, sample.name, score, label, sample.defect_type or "", path]
+        if verdicts is not None and fails is not None:
+            found = verdicts.defects[index]
+            row += ["fail" if fails[index] else "pass", found.area_px, _area(found.area_mm2)]
+        writer.writerow(row)
     return buffer.getvalue()
 
 
@@ -138,6 +170,7 @@ def results_document(
     metrics: dict[str, dict[str, float]],
     extra: dict[str, Any] | None = None,
     root: Path | None = None,
+    verdicts: Verdicts | None = None,
 ) -> dict[str, Any]:
     """Everything about the run as a JSON-serialisable dict.
 
@@ -146,6 +179,9 @@ def results_document(
         metrics: ``evaluate_all`` output: "metrics" and, for 2D+3D, "metrics_2d"/"metrics_3d".
         extra: More top-level keys (dataset, skipped files, warnings, ...).
         root: The dataset folder; each sample's ``path`` is given relative to it.
+        verdicts: The decision: adds ``thresholds``, ``decision_notes``, ``outcome`` and per
+            sample ``verdict``, ``defect_area_px``, ``defect_area_mm2``, ``regions``,
+            ``known_good``.
     """
     document: dict[str, Any] = {
         "modality": result.modality,
@@ -167,6 +203,8 @@ def results_document(
             for i, s in enumerate(result.samples)
         ],
     }
+    if verdicts is not None:
+        _add_verdicts(document, result, verdicts)
     for key, values in metrics.items():
         if values:
             document[key] = {k: float(v) for k, v in values.items()}
@@ -174,14 +212,27 @@ def results_document(
     return document
 
 
-def heatmap_overlay(
-    rgb: np.ndarray, anomaly_map: np.ndarray, low: float, high: float
-) -> np.ndarray:
-    """Jet-coloured anomaly map blended over the image, with a fixed (global) value range."""
-    span = max(high - low, 1e-12)
-    levels = np.clip((anomaly_map - low) / span * 255.0, 0, 255).astype(np.uint8)
-    coloured = cv2.applyColorMap(levels, cv2.COLORMAP_JET)[..., ::-1]  # BGR -> RGB
-    return (0.5 * rgb + 0.5 * coloured).astype(np.uint8)
+def _add_verdicts(document: dict[str, Any], result: ScoreResult, verdicts: Verdicts) -> None:
+    decision = verdicts.decision
+    document["thresholds"] = decision.thresholds_document()
+    document["decision_notes"] = list(decision.notes)
+    counts = outcome(result, decision)
+    document["outcome"] = {
+        "pass": counts.passed,
+        "fail": counts.failed,
+        "false_rejects": None if counts.false_rejects is None else list(counts.false_rejects),
+        "escapes": None if counts.escapes is None else list(counts.escapes),
+    }
+    fails = decision.fails(result.image_scores)
+    for index, entry in enumerate(document["samples"]):
+        found = verdicts.defects[index]
+        entry.update(
+            verdict="fail" if fails[index] else "pass",
+            defect_area_px=found.area_px,
+            defect_area_mm2=found.area_mm2,
+            regions=[region.as_dict() for region in found.regions],
+            known_good=entry["sample"] in verdicts.reference,
+        )
 
 
 def _background(sample: Sample, shape: tuple[int, int]) -> tuple[np.ndarray, str | None]:
@@ -205,11 +256,13 @@ def _background(sample: Sample, shape: tuple[int, int]) -> tuple[np.ndarray, str
     return rgb, None
 
 
-def write_maps(out_dir: Path, result: ScoreResult) -> list[str]:
+def write_maps(out_dir: Path, result: ScoreResult, pixel_cut: float | None = None) -> list[str]:
     """Heatmap PNGs (``maps/<sample>.png``, one colour scale for all parts) and ``maps.h5``.
 
     ``maps.h5`` holds ``maps/<sample>``: the float anomaly map at the image's original size, and
-    for samples with 3D ``points/<sample>/xyz`` (P, 3) and ``points/<sample>/score`` (P,).
+    for samples with 3D ``points/<sample>/xyz`` (P, 3) and ``points/<sample>/score`` (P,). The
+    PNGs use the app's colormap and levels (:mod:`engine.decision.display`); ``pixel_cut``
+    (the decision's pixel threshold, in the same units as the maps) is stored as an attribute.
 
     Returns:
         One warning per heatmap drawn without its image.
@@ -217,10 +270,12 @@ def write_maps(out_dir: Path, result: ScoreResult) -> list[str]:
     maps_dir = out_dir / "maps"
     maps_dir.mkdir(exist_ok=True)
     warnings = []
-    low, high = float(result.maps.min()), float(result.maps.max())
+    levels = heatmap_levels(result.maps, pixel_cut)
     with atomic_path(out_dir / "maps.h5") as tmp, h5py.File(tmp, "w") as store:
-        store.attrs["value_range"] = (low, high)
+        store.attrs["value_range"] = (float(result.maps.min()), float(result.maps.max()))
         store.attrs["modality"] = result.modality
+        if pixel_cut is not None:
+            store.attrs["pixel_threshold"] = float(pixel_cut)
         for index, sample in enumerate(result.samples):
             anomaly_map = result.anomaly_map(index)
             data = store.create_dataset(f"maps/{sample.name}", data=anomaly_map, compression="gzip")
@@ -233,8 +288,8 @@ def write_maps(out_dir: Path, result: ScoreResult) -> list[str]:
             rgb, warning = _background(sample, anomaly_map.shape)
             if warning is not None:
                 warnings.append(warning)
-            overlay = heatmap_overlay(rgb, anomaly_map, low, high)
-            ok, encoded = cv2.imencode(".png", overlay[..., ::-1])
+            picture = overlay(rgb, anomaly_map, levels)
+            ok, encoded = cv2.imencode(".png", picture[..., ::-1])
             if not ok:
                 raise OSError(f"could not encode the heatmap of {sample.name}")
             with atomic_path(maps_dir / f"{sample.name}.png") as png:
@@ -250,6 +305,7 @@ def write_outputs(
     *,
     maps: bool = True,
     root: Path | None = None,
+    verdicts: Verdicts | None = None,
 ) -> Path:
     """Write the maps (optionally), then scores.csv and results.json into ``out_dir``.
 
@@ -260,14 +316,16 @@ def write_outputs(
         extra: More top-level keys of results.json.
         maps: Whether to write ``maps/*.png`` and ``maps.h5``.
         root: The dataset folder; sample paths are written relative to it.
+        verdicts: The decision and every part's defect regions (see :func:`results_document`).
     """
     path = ensure_writable(out_dir)
     extra = dict(extra or {})
     # maps first: a heatmap drawn without its image is noted in results.json
-    map_warnings = write_maps(path, result) if maps else []
+    pixel_cut = verdicts.decision.pixel.value if verdicts is not None else None
+    map_warnings = write_maps(path, result, pixel_cut) if maps else []
     if map_warnings:
         extra["warnings"] = [*extra.get("warnings", []), *map_warnings]
-    write_text(path / "scores.csv", scores_csv(result, root))
-    document = results_document(result, metrics, extra, root)
+    write_text(path / "scores.csv", scores_csv(result, root, verdicts))
+    document = results_document(result, metrics, extra, root, verdicts)
     write_text(path / "results.json", json.dumps(document, indent=2) + "\n")
     return path

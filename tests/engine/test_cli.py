@@ -31,7 +31,8 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_scores_csv_is_ranked(scored: Path) -> None:
     with open(scored / "scores.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["rank", "sample", "score", "label", "defect_type", "path"]
+    assert list(rows[0]) == ["rank", "sample", "score", "label", "defect_type", "path",
+                             "verdict", "defect_area_px", "defect_area_mm2"]  # fmt: skip
     assert rows[0]["path"].startswith("test/") and rows[0]["path"].endswith(".png")
     assert len(rows) == 16
     scores = [float(r["score"]) for r in rows]

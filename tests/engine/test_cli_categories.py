@@ -175,7 +175,7 @@ def test_ctrl_c_while_writing_keeps_the_previous_output(
     data, out = make_line(tmp_path / "data"), tmp_path / "out"
     assert score(data, out)[0] == 0
     before = file_tree(out)
-    real = export.heatmap_overlay
+    real = export.overlay
     calls: list[int] = []
 
     def interrupted(*args: object) -> np.ndarray:
@@ -184,7 +184,7 @@ def test_ctrl_c_while_writing_keeps_the_previous_output(
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(export, "heatmap_overlay", interrupted)
+    monkeypatch.setattr(export, "overlay", interrupted)
     code, err = score(data, out)
     assert code == 130 and "interrupted" in err and "left as it was" in err
     assert file_tree(out) == before and staging_leftovers(tmp_path) == []

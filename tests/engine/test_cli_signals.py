@@ -72,7 +72,7 @@ if point == "extract":  # the first progress event of feature extraction
 
     cli.run_to_completion = run
 elif point == "maps":  # half-way through the heatmaps, maps.h5 still open
-    after(export, "heatmap_overlay", lambda n, a: n == 3)
+    after(export, "overlay", lambda n, a: n == 3)
 elif point == "manifest":  # every file written, manifest not yet (signals held already)
     real_manifest = staging.write_manifest
     staging.write_manifest = lambda *a, **k: (pause(), real_manifest(*a, **k))[1]
