@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Mutation testing of the method's pure functions with mutmut (pip install -e '.[dev]').
 #
-#   bench/mutation.sh                      engine/method/*.py and engine/evaluation/thresholds.py
+#   bench/mutation.sh                      engine/method/*.py and engine/decision/*.py
 #   bench/mutation.sh rscon subsets        only engine/method/rscon.py and subsets.py
-#   bench/mutation.sh thresholds           only engine/evaluation/thresholds.py
+#   bench/mutation.sh decision             only engine/decision/{thresholds,model,regions}.py
 #
 # mutmut works in a copy of the tree ($MUTATION_DIR, default out/mutation, git-ignored), so the
 # work tree is never touched. Measured on 2 shared cores with 2 jobs: cae, maps, mutual_scoring,
@@ -21,12 +21,13 @@ jobs=${MUTATION_JOBS:-2}
 
 modules=("$@")
 if [ ${#modules[@]} -eq 0 ]; then
-    modules=(cae maps mutual_scoring point_groups rscon snamd subsets thresholds)
+    modules=(cae maps mutual_scoring point_groups rscon snamd subsets decision)
 fi
 targets=()
 for name in "${modules[@]}"; do
     case $name in
-        thresholds) targets+=("engine/evaluation/thresholds.py") ;;
+        decision) targets+=(engine/decision/thresholds.py engine/decision/model.py
+                            engine/decision/regions.py) ;;
         *) [ -f "$repo/engine/method/$name.py" ] || { echo "no engine/method/$name.py" >&2; exit 2; }
            targets+=("engine/method/$name.py") ;;
     esac
@@ -38,8 +39,7 @@ tests=(
     tests/engine/session/test_subsets_session.py
     tests/engine/session/test_fusion_readout.py
     tests/engine/session/test_cae_end_to_end.py
-    tests/engine/evaluation/test_thresholds.py
-    tests/engine/evaluation/test_thresholds_formula.py
+    tests/engine/decision
 )
 
 # refresh the copy; mutmut's results ($work/mutants) are dropped unless MUTATION_KEEP=1, because
