@@ -1,7 +1,7 @@
 """The decision part of the command line: thresholds, minimum area, known-good reference.
 
 ``musc score`` takes ``--threshold auto|max-f1|VALUE``, ``--pixel-threshold auto|VALUE``,
-``--min-area-px``, ``--min-area-mm2`` and ``--reference-good PATH`` (docs/method.md §11); the
+``--min-area-px``, ``--min-area-mm2`` and ``--reference-good PATH`` (docs/method.md §13); the
 verdicts and regions go into results.json and scores.csv, and a few lines on stderr say what was
 decided and how.
 """
@@ -67,7 +67,7 @@ def decide_and_say(
     decision = decide(result, policy)
     defects = drive(batch_defects(result, decision, warnings))
     _say_decision(category, result, decision)
-    return Verdicts(decision, defects, policy.reference)
+    return Verdicts(decision, defects)
 
 
 def _say_decision(category: str, result: ScoreResult, decision: Decision) -> None:
@@ -109,7 +109,7 @@ def policies_from_args(
 
 def add_decision_options(parser: argparse.ArgumentParser) -> None:
     """The decision options of ``musc score`` and ``musc demo``."""
-    decision = parser.add_argument_group("decision (docs/method.md §11)")
+    decision = parser.add_argument_group("decision (docs/method.md §13)")
     decision.add_argument(
         "--threshold",
         type=lambda text: _threshold_value(text, ("auto", "max-f1"), "--threshold"),

@@ -3,7 +3,7 @@
 One model for every consumer (app, CLI, report): :func:`decide` turns a scored run and a
 :class:`DecisionPolicy` into a :class:`Decision` (image and pixel thresholds, each with how it
 was chosen); :func:`part_defects` cuts one part's map into defect regions with areas. See
-docs/method.md §11.
+docs/method.md §13.
 """
 
 from engine.decision.model import Decision, DecisionPolicy, Outcome, decide, outcome

@@ -33,6 +33,18 @@ def part_xyz(result: ScoreResult, index: int) -> np.ndarray | None:
     return read_xyz(path, result.image_sizes[index])
 
 
+def usable_xyz(result: ScoreResult, index: int, warnings: list[str]) -> np.ndarray | None:
+    """:func:`part_xyz`, or None with a line in ``warnings`` when the file cannot be read now.
+
+    The scores are still valid without it: the part just gets areas in px only.
+    """
+    try:
+        return part_xyz(result, index)
+    except (InvalidInputError, OSError) as error:
+        warnings.append(f"{result.samples[index].name}: defect areas in px only ({error})")
+        return None
+
+
 def batch_defects(
     result: ScoreResult, decision: Decision, warnings: list[str] | None = None
 ) -> Generator[Progress, None, list[PartDefects]]:
@@ -43,13 +55,8 @@ def batch_defects(
     """
     found: list[PartDefects] = []
     total = len(result.samples)
+    notes = warnings if warnings is not None else []
     for index in range(total):
-        try:
-            xyz = part_xyz(result, index)
-        except (InvalidInputError, OSError) as error:
-            if warnings is not None:
-                warnings.append(f"{result.samples[index].name}: areas in px only ({error})")
-            xyz = None
-        found.append(decision.defects(result, index, xyz))
+        found.append(decision.defects(result, index, usable_xyz(result, index, notes)))
         yield Progress(STAGE, index + 1, total, result.samples[index].name)
     return found

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from engine.decision import thresholds as cuts
@@ -75,6 +76,7 @@ class Decision:
         min_area_px: Minimum region size in px (None = 0.01 % of each image).
         min_area_mm2: Minimum region surface in mm² (parts with XYZ), or None.
         notes: Lines the user must see (e.g. more than half the batch fails, and why).
+        reference: Names of the known-good parts the cuts came from (empty without).
     """
 
     image: Threshold
@@ -82,6 +84,7 @@ class Decision:
     min_area_px: int | None = None
     min_area_mm2: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    reference: tuple[str, ...] = ()
 
     def fails(self, scores: np.ndarray) -> np.ndarray:
         """(N,) bool: which parts fail the image cut."""
@@ -113,14 +116,36 @@ class Decision:
     def defects(
         self, result: ScoreResult, index: int, xyz: np.ndarray | None = None
     ) -> PartDefects:
-        """The defect regions of one part at its image size (same cut everywhere)."""
+        """The defect regions of one part at its image size (same cut everywhere).
+
+        With 3D the part's foreground (where its scored points lie) bounds the regions.
+        """
         return part_defects(
             result.anomaly_map(index),
             self.pixel.value,
             min_area_px=self.min_area_for(result.image_sizes[index]),
             min_area_mm2=self.min_area_mm2,
             xyz=xyz,
+            foreground=part_foreground(result, index),
         )
+
+
+def part_foreground(result: ScoreResult, index: int) -> np.ndarray | None:
+    """(H, W) bool: the image pixels whose map cell holds one of the part's scored 3D points.
+
+    None without 3D points (2D runs): then the whole image may hold a defect.
+    """
+    cloud = result.points[index] if result.points else None
+    if cloud is None:
+        return None
+    grid = result.maps.shape[-1]
+    cells = np.zeros(grid * grid, dtype=np.uint8)
+    cells[cloud.pixel_index] = 1
+    height, width = result.image_sizes[index]
+    resized = cv2.resize(
+        cells.reshape(grid, grid), (width, height), interpolation=cv2.INTER_NEAREST
+    )
+    return resized.astype(bool)
 
 
 def _reference_indices(result: ScoreResult, names: tuple[str, ...]) -> np.ndarray:
@@ -176,7 +201,7 @@ def decide(result: ScoreResult, policy: DecisionPolicy | None = None) -> Decisio
     else:
         pixel = cuts.user_threshold(float(policy.pixel), "pixel cut")
     return Decision(image, pixel, policy.min_area_px, policy.min_area_mm2,
-                    _majority_note(image, scores))  # fmt: skip
+                    _majority_note(image, scores), policy.reference)  # fmt: skip
 
 
 @dataclass(frozen=True)

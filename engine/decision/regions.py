@@ -11,9 +11,13 @@ defect is not under-counted. Pixels without a measured point contribute nothing;
 next to a missing one take the median patch of the part (their differences span the gap).
 
 Height/depth (parts with XYZ): a plane is fitted (least squares, SVD) to the measured points of
-a ring around the region (the local surface); the region's signed distance to that plane with
-the largest magnitude is reported in mm, positive towards the sensor (a bump), negative away
-from it (a dent or hole).
+a ring around the region (the local surface), then refitted without the ring points far from it
+(more than 3 robust standard deviations: a rim, a bore or the table beside the part); the
+region's signed distance to that plane with the largest magnitude is reported in mm, positive
+towards the sensor (a bump), negative away from it (a dent or hole).
+
+Where the part's foreground is known (runs with 3D), only foreground pixels can be defect
+pixels: the background was removed before scoring, so a hot pixel there is not on the part.
 """
 
 from __future__ import annotations
@@ -125,13 +129,24 @@ def region_height_mm(xyz: np.ndarray, region: np.ndarray) -> float | None:
     inside = region & valid
     if ring.sum() < MIN_RING_POINTS or not inside.any():
         return None
-    surface = xyz[ring].astype(np.float64)
-    centre = surface.mean(axis=0)
-    normal = np.linalg.svd(surface - centre, full_matrices=False)[2][-1]
+    centre, normal = _plane(xyz[ring].astype(np.float64))
     if np.dot(normal, -centre) < 0:  # the sensor sits at the origin: point the normal at it
         normal = -normal
     distances = (xyz[inside].astype(np.float64) - centre) @ normal
     return float(distances[np.argmax(np.abs(distances))] * 1000.0)
+
+
+def _plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(centre, unit normal) of the plane through ``points``, refitted once without outliers."""
+    centre = points.mean(axis=0)
+    normal = np.linalg.svd(points - centre, full_matrices=False)[2][-1]
+    residual = np.abs((points - centre) @ normal)
+    spread = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    inliers = residual <= float(np.median(residual)) + 3.0 * spread
+    if spread > 0 and MIN_RING_POINTS <= inliers.sum() < len(points):
+        centre = points[inliers].mean(axis=0)
+        normal = np.linalg.svd(points[inliers] - centre, full_matrices=False)[2][-1]
+    return centre, normal
 
 
 def part_defects(
@@ -141,6 +156,7 @@ def part_defects(
     min_area_px: int = 0,
     min_area_mm2: float | None = None,
     xyz: np.ndarray | None = None,
+    foreground: np.ndarray | None = None,
 ) -> PartDefects:
     """Cut one part's map (at image size) into defect regions; drop those below the minimum.
 
@@ -150,8 +166,12 @@ def part_defects(
         min_area_px: Regions with fewer pixels are dropped.
         min_area_mm2: With XYZ, regions with a smaller surface area are dropped too.
         xyz: Optional (H, W, 3) point map in metres (areas in mm², heights).
+        foreground: Optional (H, W) bool mask of the part; pixels outside are never defect.
     """
-    raw = (np.asarray(anomaly_map) >= cut).astype(np.uint8)
+    hot = np.asarray(anomaly_map) >= cut
+    if foreground is not None:
+        hot &= foreground
+    raw = hot.astype(np.uint8)
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(raw, connectivity=8)
     mm2 = pixel_areas_mm2(xyz) if xyz is not None else None
     regions: list[Region] = []

@@ -1,7 +1,7 @@
 """Image and pixel thresholds, each with its value and a one-line account of how it was chosen.
 
 Without labels (the default; a production line has none) both cuts come from the parts most
-likely normal (docs/method.md §11):
+likely normal (docs/method.md §13):
 
 * image cut = ``median + 3 * 1.4826 * MAD`` of the scores of the **lower half** of the batch
   (at least 3 parts): "three robust standard deviations above a typical normal part", where the

@@ -13,11 +13,11 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import h5py
@@ -27,7 +27,7 @@ from engine.data.readers import read_rgb
 from engine.data.samples import Sample
 from engine.decision.display import heatmap_levels, overlay
 from engine.decision.model import Decision, outcome
-from engine.decision.regions import PartDefects
+from engine.decision.regions import Region
 from engine.errors import InvalidInputError
 from engine.session.results import ScoreResult
 
@@ -110,19 +110,28 @@ def sample_path(sample: Sample, root: Path | None = None) -> str:
     return Path(path).as_posix()
 
 
+class Findings(Protocol):
+    """What the outputs record of one part's defects (``PartDefects`` or a report row)."""
+
+    @property
+    def regions(self) -> tuple[Region, ...]: ...
+    @property
+    def area_px(self) -> int: ...
+    @property
+    def area_mm2(self) -> float | None: ...
+
+
 @dataclass(frozen=True)
 class Verdicts:
     """A run's decision and what it found on every part (what the outputs record).
 
     Attributes:
-        decision: The thresholds in force.
+        decision: The thresholds in force (and the known-good parts they came from).
         defects: Per part (dataset order) its defect regions under ``decision``.
-        reference: Names of the known-good parts, if any.
     """
 
     decision: Decision
-    defects: list[PartDefects]
-    reference: tuple[str, ...] = ()
+    defects: Sequence[Findings]
 
 
 def _area(value: float | None) -> str:
@@ -231,7 +240,7 @@ def _add_verdicts(document: dict[str, Any], result: ScoreResult, verdicts: Verdi
             defect_area_px=found.area_px,
             defect_area_mm2=found.area_mm2,
             regions=[region.as_dict() for region in found.regions],
-            known_good=entry["sample"] in verdicts.reference,
+            known_good=entry["sample"] in decision.reference,
         )
 
 

@@ -1,54 +1,76 @@
-"""The defect report of a scored run: what failed, where, how large, as HTML/CSV/JSON/PNG/PLY.
+"""The defect report of a scored run: a summary to sign, the ranked parts, one block per failing
+part, and the files behind it (HTML, CSV, JSON, defect masks, PLY point clouds).
 
-``build_report`` gathers everything once (images, overlays, defect areas); the writers only
-format it. Every file is written atomically (``engine.outputs.export.atomic_path``) and an
-existing file
-is never replaced unless ``overwrite=True``.
-
-Defect area in mm² (parts with an XYZ map): the XYZ map is read at the image's original size and
-every pixel's surface patch is ``|dX/du x dX/dv|`` (central differences of the organised point
-map, one-sided at the border). Summing it over the defect pixels (``map >= pixel threshold``)
-measures the area on the surface itself, so a tilted or curved defect is not under-counted the
-way a flat "pixels x pixel pitch" estimate would be. Pixels without a measured point contribute
-nothing; measured pixels next to a missing point (object silhouette, holes) take the median
-patch of the part, since their differences would span the gap. The full-resolution point map is
-used rather than ``result.points`` because the latter lives on the coarser S x S grid and only
-on the sampled foreground.
+:func:`report_steps` gathers everything once, yielding one progress event per part so that a
+worker thread can show progress and cancel: it reads each part's image, XYZ map and
+ground-truth mask, cuts its defect regions with the run's :class:`~engine.decision.Decision`
+(the same call the app and the CLI make, so the outline drawn, the mask exported and the area
+reported are one mask), and draws the pictures. The writers (:mod:`engine.outputs.report_html`,
+:mod:`engine.outputs.report_files`) only format it. Each export goes into a folder of its own
+(:func:`report_folder`), so an earlier report is never overwritten; the PDF needs Qt and is
+written by ``musc_gui.export``.
 """
 
 from __future__ import annotations
 
-import base64
-import csv
-import html
-import io
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from engine.data.readers import read_rgb, read_xyz
+import engine
 from engine.data.samples import DatasetIndex
-from engine.errors import MuscError
-from engine.outputs.export import atomic_path, heatmap_overlay, results_document, scores_csv
+from engine.decision.batch import usable_xyz
+from engine.decision.display import heatmap_levels
+from engine.decision.model import Decision, Outcome, outcome
+from engine.decision.regions import PartDefects, Region
+from engine.outputs import report_files
+from engine.outputs.report_html import render_html
+from engine.outputs.report_pictures import (
+    part_image,
+    part_pictures,
+    png_bytes,
+    truth_mask,
+)
+from engine.outputs.snapshot import part_snapshot
+from engine.progress import Progress, run_to_completion
 from engine.session.results import ScoreResult
 
-REPORT_FILES = ("report.html", "report.csv", "report.json")
-MASKS_DIR = "masks"
-PLY_DIR = "ply"
+STAGE = "build report"
 
 
-class ReportExistsError(MuscError, FileExistsError):
-    """A report file is already there and ``overwrite`` was not asked for."""
+@dataclass(frozen=True)
+class ReportMeta:
+    """Who made the report, when, and for which lot.
+
+    Attributes:
+        created: When the report was made (shown, and names the export folder).
+        software_version: The MuSc Inspector version that scored and reported.
+        lot: Production lot or batch id, as the user typed it ("" = not given).
+        operator: Who ran the inspection ("" = not given).
+    """
+
+    created: datetime
+    software_version: str = engine.__version__
+    lot: str = ""
+    operator: str = ""
 
 
 @dataclass(frozen=True)
 class PartRow:
-    """One sample of the ranked table."""
+    """One part of the ranked table; verdict and regions come from the decision.
+
+    Attributes:
+        index: Position in ``result.samples``.
+        rank: 1 = highest image score.
+        failed: Whether the image score is at or above the decision's image cut.
+        regions: The part's defect regions (``Decision.defects``), largest first.
+        mask_png: The defect mask of those regions as a PNG (0 / 255, image size).
+    """
 
     index: int
     rank: int
@@ -57,361 +79,185 @@ class PartRow:
     label: int | None
     defect_type: str | None
     failed: bool
+    regions: tuple[Region, ...]
     area_px: int
     area_mm2: float | None
+    mask_png: bytes
 
 
 @dataclass(frozen=True)
 class FailingPart:
-    """A part at or above the image threshold, with its pictures (PNG bytes)."""
+    """A failing part with its pictures (encoded JPEG or PNG bytes; see ``picture_bytes``).
+
+    Attributes:
+        row: Its row of the ranked table.
+        image: The part's image (a depth picture for a 3D-only part).
+        overlay: The anomaly map over the image in the app's colormap and levels.
+        outline: The image with the defect mask outlined (and the ground truth, if known).
+        snapshot: A 3D picture, or None without 3D points.
+        snapshot_from_app: Whether the 3D picture is the app's view (else rendered here).
+        has_truth: Whether a ground-truth mask is outlined.
+    """
 
     row: PartRow
-    image_png: bytes
-    overlay_png: bytes
-    snapshot_png: bytes | None = None
+    image: bytes
+    overlay: bytes
+    outline: bytes
+    snapshot: bytes | None = None
+    snapshot_from_app: bool = False
+    has_truth: bool = False
 
 
 @dataclass
 class ReportData:
-    """Everything a report shows; built by :func:`build_report`."""
+    """Everything a report shows; built by :func:`report_steps`.
+
+    Attributes:
+        levels: (low, high) colour levels of every heatmap and 3D picture.
+        warnings: Files that could not be used (the report was made without them).
+    """
 
     result: ScoreResult
     metrics: dict[str, dict[str, float]]
     dataset: dict[str, Any]
-    image_threshold: float
-    pixel_threshold: float
+    decision: Decision
+    outcome: Outcome
+    meta: ReportMeta
     rows: list[PartRow]
     failing: list[FailingPart]
-    notes: dict[str, str] = field(default_factory=dict)
+    levels: tuple[float, float]
+    warnings: list[str]
 
-    def defect_mask(self, index: int) -> np.ndarray:
-        """(H, W) bool defect mask of one sample at its original size."""
-        return self.result.anomaly_map(index) >= self.pixel_threshold
-
-
-# --------------------------------------------------------------------------- building
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".png", rgb[..., ::-1] if rgb.ndim == 3 else rgb)
-    if not ok:
-        raise OSError("could not encode a PNG image")
-    return encoded.tobytes()
-
-
-def pixel_areas_mm2(xyz: np.ndarray) -> np.ndarray:
-    """Surface area in mm² of every pixel of an organised (H, W, 3) point map in metres.
-
-    See the module docstring for the method; missing points ((0, 0, 0)) give 0.
-    """
-    xyz = np.asarray(xyz, dtype=np.float64)
-    valid = np.any(xyz != 0, axis=2)
-    if xyz.shape[0] < 2 or xyz.shape[1] < 2 or not valid.any():
-        return np.zeros(xyz.shape[:2])
-    d_v, d_u = np.gradient(xyz, axis=(0, 1))
-    area = np.linalg.norm(np.cross(d_u, d_v), axis=2) * 1e6  # m² -> mm²
-    # A difference reaching a missing neighbour spans the gap: use the typical patch instead.
-    padded = np.pad(valid, 1, mode="edge")
-    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    clean = valid & interior
-    typical = float(np.median(area[clean])) if clean.any() else 0.0
-    area = np.where(clean, area, typical)
-    return np.where(valid, area, 0.0)
-
-
-def _sample_image(result: ScoreResult, index: int) -> np.ndarray:
-    sample = result.samples[index]
-    if sample.rgb_path is not None:
-        return read_rgb(sample.rgb_path)
-    return np.zeros((*result.image_sizes[index], 3), dtype=np.uint8)  # 3D-only: no picture
+    @property
+    def category(self) -> str:
+        """The dataset's category, or "" when unknown."""
+        return str(self.dataset.get("category") or "")
 
 
 def dataset_info(dataset: DatasetIndex | None) -> dict[str, Any]:
     """The JSON-friendly summary of a dataset the report shows."""
     if dataset is None:
         return {}
-    return {
-        "root": str(dataset.root),
-        "layout": dataset.layout,
-        "category": dataset.category,
-        "samples": len(dataset.samples),
-        "skipped": len(dataset.skipped),
-    }
+    return {"root": str(dataset.root), "layout": dataset.layout, "category": dataset.category,
+            "samples": len(dataset.samples), "skipped": len(dataset.skipped)}  # fmt: skip
 
 
-def build_report(
+def _failing_part(
+    result: ScoreResult,
+    row: PartRow,
+    defects: PartDefects,
+    xyz: np.ndarray | None,
+    *,
+    decision: Decision,
+    levels: tuple[float, float],
+    snapshots: dict[str, bytes],
+    warnings: list[str],
+) -> FailingPart:
+    rgb = part_image(result, row.index, xyz, warnings)
+    truth = truth_mask(result, row.index)
+    pictures = part_pictures(rgb, result.anomaly_map(row.index), defects.mask, truth, levels)
+    snapshot, from_app = snapshots.get(row.name), row.name in snapshots
+    if snapshot is None:
+        drawn = part_snapshot(result, row.index, decision, defects, levels)
+        snapshot = None if drawn is None else png_bytes(drawn)
+    return FailingPart(row, *pictures, snapshot, from_app, truth is not None and truth.any())
+
+
+def report_steps(
     result: ScoreResult,
     metrics: dict[str, dict[str, float]],
-    dataset: dict[str, Any] | DatasetIndex | None,
-    image_threshold: float,
-    pixel_threshold: float,
+    dataset: DatasetIndex | dict[str, Any] | None,
+    decision: Decision,
+    meta: ReportMeta,
     *,
     snapshots: dict[str, bytes] | None = None,
-    notes: dict[str, str] | None = None,
-) -> ReportData:
-    """Gather the report of a scored run.
+) -> Generator[Progress, None, ReportData]:
+    """Gather the report of a scored run, one progress event ("build report") per part.
 
     Args:
         result: The scored run.
         metrics: ``engine.evaluation.evaluate.evaluate_all`` output (may hold empty dicts).
         dataset: ``DatasetIndex`` or its summary dict (see :func:`dataset_info`).
-        image_threshold: A part fails when its image score is ``>=`` this.
-        pixel_threshold: Map pixels ``>=`` this are defect pixels (masks, areas).
-        snapshots: Optional PNG bytes of a 3D view per sample name (from the GUI).
-        notes: Optional one-line remarks, e.g. how each threshold was chosen.
+        decision: The run's thresholds: verdicts, regions, masks and areas all come from it.
+        meta: Date, software version, lot and operator.
+        snapshots: Optional PNG of the app's 3D view per part name; parts with 3D points and
+            no snapshot get one rendered without OpenGL (:mod:`engine.outputs.snapshot`).
     """
-    if isinstance(dataset, DatasetIndex) or dataset is None:
-        dataset = dataset_info(dataset)
-    snapshots = snapshots or {}
-    low, high = float(result.maps.min()), float(result.maps.max())
+    info = dict(dataset) if isinstance(dataset, dict) else dataset_info(dataset)
+    levels = heatmap_levels(result.maps, decision.pixel.value)
+    fails = decision.fails(result.image_scores)
+    warnings: list[str] = []
+    from_app = dict(snapshots or {})
     rows, failing = [], []
-    for rank, index in enumerate(result.ranking(), start=1):
-        index = int(index)
+    order = [int(i) for i in result.ranking()]
+    for rank, index in enumerate(order, start=1):
         sample = result.samples[index]
-        score = float(result.image_scores[index])
-        anomaly_map = result.anomaly_map(index)
-        mask = anomaly_map >= pixel_threshold
-        area_mm2 = None
-        if sample.xyz_path is not None:
-            xyz = read_xyz(sample.xyz_path, result.image_sizes[index])
-            area_mm2 = float(pixel_areas_mm2(xyz)[mask].sum())
-        row = PartRow(index, rank, sample.name, score, sample.label, sample.defect_type,
-                      score >= image_threshold, int(mask.sum()), area_mm2)  # fmt: skip
+        xyz = usable_xyz(result, index, warnings)
+        defects = decision.defects(result, index, xyz)
+        mask_png = png_bytes(defects.mask.astype(np.uint8) * 255)
+        row = PartRow(index, rank, sample.name, float(result.image_scores[index]), sample.label,
+                      sample.defect_type, bool(fails[index]), defects.regions, defects.area_px,
+                      defects.area_mm2, mask_png)  # fmt: skip
         rows.append(row)
         if row.failed:
-            rgb = _sample_image(result, index)
-            overlay = heatmap_overlay(rgb, anomaly_map, low, high)
-            failing.append(FailingPart(row, _png(rgb), _png(overlay), snapshots.get(sample.name)))
-    return ReportData(result, metrics, dict(dataset), float(image_threshold),
-                      float(pixel_threshold), rows, failing, dict(notes or {}))  # fmt: skip
+            part = _failing_part(result, row, defects, xyz, decision=decision, levels=levels,
+                                 snapshots=from_app, warnings=warnings)  # fmt: skip
+            failing.append(part)
+        yield Progress(STAGE, rank, len(order), sample.name)
+    return ReportData(result, metrics, info, decision, outcome(result, decision), meta, rows,
+                      failing, levels, warnings)  # fmt: skip
 
 
-# --------------------------------------------------------------------------- writers
+def build_report(
+    result: ScoreResult,
+    metrics: dict[str, dict[str, float]],
+    dataset: DatasetIndex | dict[str, Any] | None,
+    decision: Decision,
+    meta: ReportMeta,
+    *,
+    snapshots: dict[str, bytes] | None = None,
+    on_event: Callable[[Progress], None] | None = None,
+) -> ReportData:
+    """:func:`report_steps` run to its end (for the CLI and tests)."""
+    steps = report_steps(result, metrics, dataset, decision, meta, snapshots=snapshots)
+    return run_to_completion(steps, on_event)
 
 
-def _refuse_existing(targets: list[Path], overwrite: bool) -> None:
-    if overwrite:
-        return
-    existing = [t for t in targets if t.exists()]
-    if existing:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise ReportExistsError(
-            f"{existing[0]}: file already exists{more}. Choose another folder or allow overwriting."
-        )
+def report_folder(parent: Path, category: str, created: datetime) -> Path:
+    """Create and return a new folder ``parent/musc-report-<category>-<YYYYmmdd-HHMMSS>``.
 
-
-def _write_bytes(path: Path, payload: bytes, overwrite: bool) -> Path:
-    path = Path(path)
-    _refuse_existing([path], overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(payload)
-    return path
-
-
-def data_uri(png: bytes) -> str:
-    """PNG bytes as a ``data:`` URI, for a self-contained HTML file."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def _table(pairs: dict[str, Any]) -> str:
-    cells = "".join(
-        f"<tr><th align='left'>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in pairs.items()
-    )
-    return f"<table border='1' cellspacing='0' cellpadding='3'>{cells}</table>"
-
-
-def render_html(data: ReportData, image_src: Callable[[str, bytes], str] | None = None) -> str:
-    """The report as HTML.
-
-    Args:
-        data: The report.
-        image_src: Maps (key, PNG bytes) to an ``<img src>``; default a base64 data URI. Keys
-            are ``"<sample>/image"``, ``"<sample>/overlay"``, ``"<sample>/snapshot"`` (Qt's
-            renderer registers them as resources instead).
+    An existing folder is never reused: ``-2``, ``-3``, ... are appended until the name is
+    free (``mkdir`` fails on an existing name, so two exports cannot both take one).
     """
-    src = image_src or (lambda _key, png: data_uri(png))
-    result = data.result
-    out = ["<html><head><meta charset='utf-8'><title>MuSc defect report</title></head><body>",
-           "<h1>MuSc defect report</h1>"]  # fmt: skip
-    n_fail = len(data.failing)
-    out.append(f"<p><b>{n_fail}</b> of {len(data.rows)} parts fail "
-               f"(image score &ge; {data.image_threshold:.4f}).</p>")  # fmt: skip
-    out.append("<h2>Dataset</h2>" + _table(data.dataset or {"dataset": "unknown"}))
-    thresholds = {"image threshold": f"{data.image_threshold:.6f}",
-                  "pixel threshold": f"{data.pixel_threshold:.6f}", **data.notes}  # fmt: skip
-    out.append("<h2>Thresholds</h2>" + _table(thresholds))
-    models = {"modality": result.modality,
-              "2D backbone": result.backbone.name if result.backbone else "-",
-              "3D backbone": result.backbone_3d.name if result.backbone_3d else "-"}  # fmt: skip
-    out.append("<h2>Models</h2>" + _table(models))
-    out.append("<h2>Configuration</h2>" + _table(result.config.to_dict()))
-    if result.timings:
-        out.append("<h2>Timings (s)</h2>"
-                   + _table({k: f"{v:.3f}" for k, v in result.timings.items()}))  # fmt: skip
-    for key, values in data.metrics.items():
-        if values:
-            title = {"metrics": "Metrics"}.get(key, key.replace("metrics_", "Metrics ").upper())
-            out.append(f"<h2>{html.escape(title)}</h2>"
-                       + _table({k: f"{v:.4f}" for k, v in values.items()}))  # fmt: skip
-    out.append("<h2>Ranked parts</h2><table border='1' cellspacing='0' cellpadding='3'>"
-               "<tr><th>rank</th><th>part</th><th>score</th><th>label</th><th>type</th>"
-               "<th>verdict</th><th>defect px</th><th>defect mm&sup2;</th></tr>")  # fmt: skip
-    for row in data.rows:
-        verdict = "<b>FAIL</b>" if row.failed else "pass"
-        label = "" if row.label is None else row.label
-        out.append(f"<tr><td>{row.rank}</td><td>{html.escape(row.name)}</td>"
-                   f"<td>{row.score:.4f}</td><td>{label}</td>"
-                   f"<td>{html.escape(row.defect_type or '')}</td><td>{verdict}</td>"
-                   f"<td>{row.area_px}</td><td>{_fmt(row.area_mm2, 2)}</td></tr>")  # fmt: skip
-    out.append("</table>")
-    if data.failing:
-        out.append("<h2>Failing parts</h2>")
-    for part in data.failing:
-        row = part.row
-        name = html.escape(row.name)
-        area = f"{row.area_px} px" + (f", {row.area_mm2:.2f} mm&sup2;" if row.area_mm2 else "")
-        out.append(f"<h3 id='part-{name}'>#{row.rank} {name}</h3>"
-                   f"<p>score {row.score:.4f}; defect area {area}</p><p>")  # fmt: skip
-        pictures = [("image", part.image_png), ("overlay", part.overlay_png),
-                    ("snapshot", part.snapshot_png)]  # fmt: skip
-        for kind, png in pictures:
-            if png is not None:
-                out.append(f"<img src='{src(f'{row.name}/{kind}', png)}' width='256' "
-                           f"alt='{name} {kind}'> ")  # fmt: skip
-        out.append("</p>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", category).strip("._") or "dataset"
+    base = f"musc-report-{safe}-{created:%Y%m%d-%H%M%S}"
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    attempt = 1
+    while True:
+        folder = parent / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            attempt += 1
+            continue
+        return folder
 
 
-def write_html(path: str | Path, data: ReportData, *, overwrite: bool = False) -> Path:
-    """Write the self-contained HTML report (images inlined as data URIs)."""
-    return _write_bytes(Path(path), render_html(data).encode("utf-8"), overwrite)
+def write_report(folder: Path, data: ReportData) -> list[Path]:
+    """Write report.html (self-contained), report.csv, report.json, masks/ and ply/ into
+    ``folder`` (each file atomically; the PDF needs Qt, see ``musc_gui.export``).
 
-
-def report_csv(data: ReportData) -> str:
-    """``engine.outputs.export.scores_csv`` plus verdict and defect-area columns."""
-    by_name = {row.name: row for row in data.rows}
-    reader = csv.reader(io.StringIO(scores_csv(data.result)))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*next(reader), "verdict", "defect_area_px", "defect_area_mm2"])
-    for line in reader:
-        row = by_name[line[1]]
-        verdict = "fail" if row.failed else "pass"
-        writer.writerow([*line, verdict, row.area_px, _fmt(row.area_mm2, 4)])
-    return buffer.getvalue()
-
-
-def write_csv(path: str | Path, data: ReportData, *, overwrite: bool = False) -> Path:
-    """Write the ranked table with verdicts and defect areas as CSV."""
-    return _write_bytes(Path(path), report_csv(data).encode("utf-8"), overwrite)
-
-
-def report_document(data: ReportData) -> dict[str, Any]:
-    """``engine.outputs.export.results_document`` plus dataset, thresholds, verdicts and areas."""
-    extra = {
-        "dataset": data.dataset,
-        "image_threshold": data.image_threshold,
-        "pixel_threshold": data.pixel_threshold,
-        "threshold_notes": data.notes,
-        "failing": [part.row.name for part in data.failing],
-    }
-    document = results_document(data.result, data.metrics, extra)
-    by_name = {row.name: row for row in data.rows}
-    for entry in document["samples"]:
-        row = by_name[entry["sample"]]
-        entry.update(rank=row.rank, failed=row.failed, defect_area_px=row.area_px,
-                     defect_area_mm2=row.area_mm2)  # fmt: skip
-    return document
-
-
-def write_json(path: str | Path, data: ReportData, *, overwrite: bool = False) -> Path:
-    """Write the run, thresholds, verdicts and areas as JSON."""
-    text = json.dumps(report_document(data), indent=2) + "\n"
-    return _write_bytes(Path(path), text.encode("utf-8"), overwrite)
-
-
-def write_masks(folder: str | Path, data: ReportData, *, overwrite: bool = False) -> list[Path]:
-    """Write ``<sample>.png`` defect masks (255 = ``map >= pixel threshold``) at image size."""
-    folder = Path(folder)
-    targets = [folder / f"{row.name}.png" for row in data.rows]
-    _refuse_existing(targets, overwrite)
-    for row, target in zip(data.rows, targets, strict=True):
-        mask = data.defect_mask(row.index).astype(np.uint8) * 255
-        _write_bytes(target, _png(mask), overwrite=True)
-    return targets
-
-
-def ply_bytes(xyz: np.ndarray, rgb: np.ndarray) -> bytes:
-    """A binary little-endian PLY of points (float32 x, y, z) with uint8 colours."""
-    vertex = np.empty(len(xyz), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
-                                       ("red", "u1"), ("green", "u1"), ("blue", "u1")])  # fmt: skip
-    for axis, name in enumerate("xyz"):
-        vertex[name] = xyz[:, axis]
-    for channel, name in enumerate(("red", "green", "blue")):
-        vertex[name] = rgb[:, channel]
-    header = (
-        "ply\nformat binary_little_endian 1.0\ncomment MuSc anomaly scores (jet)\n"
-        f"element vertex {len(xyz)}\nproperty float x\nproperty float y\nproperty float z\n"
-        "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
-    )
-    return header.encode("ascii") + vertex.tobytes()
-
-
-def write_ply(folder: str | Path, data: ReportData, *, overwrite: bool = False) -> list[Path]:
-    """Write ``<sample>.ply`` point clouds coloured by 3D score (jet, one scale for all parts).
-
-    Samples without 3D points are skipped. Written by hand rather than with open3d, whose
-    writer picks the format from the file name and so cannot write to a temporary name.
+    Returns:
+        The written files.
     """
     folder = Path(folder)
-    clouds = [(row, data.result.points[row.index]) for row in data.rows
-              if data.result.points and data.result.points[row.index] is not None]  # fmt: skip
-    targets = [folder / f"{row.name}.ply" for row, _ in clouds]
-    _refuse_existing(targets, overwrite)
-    if not clouds:
-        return []
-    low = min(float(c.scores.min()) for _, c in clouds)
-    high = max(float(c.scores.max()) for _, c in clouds)
-    span = max(high - low, 1e-12)
-    for (_, cloud), target in zip(clouds, targets, strict=True):
-        levels = np.clip((cloud.scores - low) / span * 255.0, 0, 255).astype(np.uint8)
-        colours = cv2.applyColorMap(levels.reshape(-1, 1), cv2.COLORMAP_JET)[:, 0, ::-1]
-        _write_bytes(target, ply_bytes(cloud.xyz, colours), overwrite=True)
-    return targets
-
-
-def report_targets(folder: str | Path, data: ReportData) -> list[Path]:
-    """Every file a full export into ``folder`` writes (to ask before overwriting)."""
-    folder = Path(folder)
-    names = [folder / name for name in (*REPORT_FILES, "report.pdf")]
-    names += [folder / MASKS_DIR / f"{row.name}.png" for row in data.rows]
-    has_points = data.result.points
-    names += [folder / PLY_DIR / f"{row.name}.ply" for row in data.rows
-              if has_points and has_points[row.index] is not None]  # fmt: skip
-    return names
-
-
-def write_report(folder: str | Path, data: ReportData, *, overwrite: bool = False) -> list[Path]:
-    """Write HTML, CSV, JSON, masks and PLY into ``folder`` (the PDF needs Qt: see musc_gui).
-
-    Checks every target first, so a refusal writes nothing.
-    """
-    folder = Path(folder)
-    targets = [t for t in report_targets(folder, data) if t.name != "report.pdf"]
-    _refuse_existing(targets, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     written = [
-        write_html(folder / "report.html", data, overwrite=True),
-        write_csv(folder / "report.csv", data, overwrite=True),
-        write_json(folder / "report.json", data, overwrite=True),
+        report_files.write_bytes(folder / "report.html", render_html(data).encode("utf-8")),
+        report_files.write_bytes(folder / "report.csv", report_files.report_csv(data).encode()),
+        report_files.write_json(folder / "report.json", data),
     ]
-    written += write_masks(folder / MASKS_DIR, data, overwrite=True)
-    written += write_ply(folder / PLY_DIR, data, overwrite=True)
+    written += report_files.write_masks(folder / report_files.MASKS_DIR, data)
+    written += report_files.write_ply(folder / report_files.PLY_DIR, data)
     return written

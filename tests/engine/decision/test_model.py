@@ -102,3 +102,18 @@ def test_thresholds_document_has_value_and_how():
     document = decide(make_result(SCORES)).thresholds_document()
     assert set(document) == {"image", "pixel"}
     assert {"value", "how"} <= set(document["image"]) and isinstance(document["pixel"]["how"], str)
+
+
+def test_defects_stay_on_the_part_where_its_3d_foreground_is_known():
+    from dataclasses import replace
+
+    from engine.session.results import PointScores
+
+    result = make_result(SCORES)  # 16 x 16 maps, a blob at rows/cols 4..6 of every part
+    grid = 16
+    left = np.array([r * grid + c for r in range(grid) for c in range(5)], dtype=np.int64)
+    cloud = PointScores(np.zeros((left.size, 3), np.float32), np.zeros(left.size, np.float32), left)
+    with_points = replace(result, points=[cloud] * len(SCORES))
+    decision = decide(result, DecisionPolicy(pixel=0.5, min_area_px=1))
+    assert decision.defects(result, 7).area_px == 9  # 2D: the whole blob
+    assert decision.defects(with_points, 7).area_px == 3  # only column 4 is on the part

@@ -86,3 +86,21 @@ def test_height_needs_surrounding_surface():
     region[15:25, 15:25] = True
     xyz[region] = (0.0, 0.0, 0.5)
     assert region_height_mm(xyz, region) is None
+
+
+def test_foreground_bounds_the_regions():
+    anomaly = np.zeros((20, 20), dtype=np.float32)
+    anomaly[2:10, 2:10] = 1.0
+    foreground = np.zeros((20, 20), dtype=bool)
+    foreground[:, :6] = True
+    found = part_defects(anomaly, 0.5, foreground=foreground)
+    assert found.area_px == 8 * 4 and not found.mask[:, 6:].any()
+
+
+def test_height_ignores_a_step_in_part_of_the_ring():
+    xyz = _plane_xyz()
+    region = np.zeros((40, 40), dtype=bool)
+    region[15:25, 15:25] = True
+    xyz[region, 2] -= 2e-3  # a 2 mm bump
+    xyz[:, 30:, 2] += 20e-3  # the table 20 mm below, reached by one side of the ring
+    assert region_height_mm(xyz, region) == pytest.approx(2.0, abs=0.05)
