@@ -3,6 +3,8 @@
 Which stage reads which parameter, and so what :meth:`InspectionSession.update` drops, is
 declared once in :mod:`engine.session.stages`; docs/method.md, "Pipeline", shows the data flow.
 Each long stage is a generator of :class:`Progress` events; every event is a cancellation point.
+:meth:`InspectionSession.rescan` takes the folder indexed again and keeps what unchanged parts
+computed (:mod:`engine.session.rescan`, :mod:`engine.session.part_stages`).
 """
 
 from __future__ import annotations
@@ -26,11 +28,15 @@ from engine.device import move_tensors, resolve_device
 from engine.errors import InvalidInputError, MuscError
 from engine.method.subsets import effective_subsets, split_subsets
 from engine.progress import CancelToken, Progress, timed
-from engine.session import branch_2d, branch_3d
+from engine.session import branch_3d
+from engine.session import rescan as parts
+from engine.session.part_stages import PartStages
 from engine.session.readout import read_out
+from engine.session.rescan import RescanSummary
 from engine.session.results import ScoreResult
 from engine.session.samples import scored_samples
-from engine.session.stages import CACHED_STAGES, STAGES, Stage, model_fields, stale_stages
+from engine.session.session_backbones import SessionBackbones
+from engine.session.stages import CACHED_STAGES, STAGES, Stage, stale_stages
 from engine.session.tables import SubsetTable, cloud_rows, mutual_scores, side_by_side
 
 
@@ -48,13 +54,14 @@ class SessionSnapshot:
     backbone_3d_info: PointBackboneInfo | None
 
 
-class InspectionSession:
+class InspectionSession(SessionBackbones, PartStages):
     """One dataset, one configuration, and the cached results of each stage.
 
     Example:
         >>> session = InspectionSession(discover_dataset("line/"), MuscConfig())
         >>> result = run_to_completion(session.run())
         >>> faster = session.rescore(x_percent=20)  # no feature extraction
+        >>> session.rescan(discover_dataset("line/"))  # F5: only new parts are extracted
     """
 
     def __init__(
@@ -66,32 +73,21 @@ class InspectionSession:
         backbone_3d: Backbone3D | None = None,
         cancel: CancelToken | None = None,
     ) -> None:
+        super().__init__(backbone, backbone_3d)
         self.dataset = dataset
         self.config = config or MuscConfig()
         self.cancel = cancel or CancelToken()
         self.skipped: list[SkippedFile] = list(dataset.skipped)
         self.warnings: list[str] = list(dataset.warnings)
         self.timings: dict[str, float] = {}
-        self.backbone_reason = ""
-        self.backbone_3d_reason = ""
-        self._backbone = backbone
-        self._backbone_3d = backbone_3d
-        # infos of backbones not built in this process (a session restored by engine.session.cache)
-        self.backbone_info: BackboneInfo | None = None
-        self.backbone_3d_info: PointBackboneInfo | None = None
         self._cache: dict[Stage, object] = {}
         self._samples: list[Sample] = []
         self.result: ScoreResult | None = None
-
-    @property
-    def backbone(self) -> Backbone2D | None:
-        """The 2D backbone in use (built lazily)."""
-        return self._backbone
-
-    @property
-    def backbone_3d(self) -> Backbone3D | None:
-        """The 3D backbone in use (built lazily)."""
-        return self._backbone_3d
+        # the files as indexed, and after a rescan the per-part outputs of unchanged parts that
+        # the next run reuses (by stage, then part name)
+        self._signatures = parts.file_signatures(dataset)
+        self._carried: dict[Stage, dict] = {}
+        self._kept: set[str] = set()
 
     @property
     def samples(self) -> list[Sample]:
@@ -119,6 +115,7 @@ class InspectionSession:
 
     def snapshot(self) -> SessionSnapshot:
         """The cached stages, scored samples, notes and backbone infos (tensors are shared)."""
+        info, info_3d = self.backbone_infos()
         return SessionSnapshot(
             config=self.config,
             stages=dict(self._cache),
@@ -126,10 +123,8 @@ class InspectionSession:
             timings=dict(self.timings),
             warnings=list(self.warnings),
             skipped=list(self.skipped),
-            backbone_info=self._backbone.info if self._backbone else self.backbone_info,
-            backbone_3d_info=(
-                self._backbone_3d.info if self._backbone_3d else self.backbone_3d_info
-            ),
+            backbone_info=info,
+            backbone_3d_info=info_3d,
         )
 
     @classmethod
@@ -153,23 +148,6 @@ class InspectionSession:
         return session
 
     # -- running -----------------------------------------------------------------------------
-
-    def choose_backbones(self) -> list[str]:
-        """Resolve backbones left on "auto" now, before the long run.
-
-        Returns:
-            One line per automatic choice saying which backbone is used and why.
-        """
-        lines = []
-        if "2d" in self.modality and self.config.backbone is None and self._backbone is None:
-            name, self.backbone_reason = choose_default_backbone()
-            self.config = self.config.replace(backbone=name)
-            lines.append(self.backbone_reason)
-        if "3d" in self.modality and self.config.backbone_3d is None and self._backbone_3d is None:
-            name, self.backbone_3d_reason = choose_default_point_backbone()
-            self.config = self.config.replace(backbone_3d=name)
-            lines.append(self.backbone_3d_reason)
-        return lines
 
     def run(self) -> Generator[Progress, None, ScoreResult]:
         """Compute every stage the modality needs that is not cached yet, then read out.
@@ -233,15 +211,35 @@ class InspectionSession:
         }
         old_device, device = resolve_device(self.config.device), resolve_device(config.device)
         self.config = config
-        if changed & model_fields(Stage.EXTRACT_2D):
-            self._backbone, self.backbone_info = None, None
-        if changed & model_fields(Stage.EXTRACT_3D):
-            self._backbone_3d, self.backbone_3d_info = None, None
+        self._forget_backbones(changed)
         if device != old_device:
             self._move_to(device)
         for stage in stale_stages(changed, config):
             self._cache.pop(stage, None)
+            self._carried.pop(stage, None)
         return self.pending()
+
+    def rescan(self, dataset: DatasetIndex) -> RescanSummary:
+        """Switch to ``dataset``, this folder indexed again, keeping what unchanged parts computed.
+
+        A part is unchanged when its files' (path, size, mtime_ns) are as when this session
+        indexed them. The next :meth:`run` extracts features only for the new and changed parts,
+        reuses the per-part outputs of the others (re-ordered to ``dataset``), and recomputes
+        mutual scoring and the read-out for the whole new set; removed parts are dropped.
+
+        Returns:
+            The added, removed, changed and kept parts; nothing is dropped when unchanged.
+        """
+        signatures = parts.file_signatures(dataset)
+        summary = parts.compare(self._signatures, signatures)
+        self._signatures = signatures
+        if not summary.unchanged:
+            complete = {s: v for s, v in self._cache.items() if self._is_cached(s)}
+            self._keep_parts(dataset, set(summary.kept), complete)
+            self._cache.clear()
+            self._samples, self.result = [], None
+        self.dataset = dataset
+        return summary
 
     def rescore(
         self,
@@ -267,7 +265,7 @@ class InspectionSession:
         changes = {"x_percent": x_percent, "rscon_window": rscon_window, "blur_sigma": blur_sigma}
         self.config = self.config.replace(**{k: v for k, v in changes.items() if v is not None})
         tokens = self._cache.get(Stage.EXTRACT_2D)
-        snapshot = self.snapshot()
+        info, info_3d = self.backbone_infos()
         self.result = read_out(
             tables,
             samples=self._samples,
@@ -278,8 +276,8 @@ class InspectionSession:
             features_2d=self._cache.get(Stage.AGGREGATE_2D),
             features_3d=self._cache.get(Stage.EXTRACT_3D),
             clouds=self._clouds_of_samples(),
-            backbone=snapshot.backbone_info,
-            backbone_3d=snapshot.backbone_3d_info,
+            backbone=info,
+            backbone_3d=info_3d,
             timings=self.timings,
         )
         self.timings[Stage.READ_OUT] = time.perf_counter() - started
@@ -310,6 +308,7 @@ class InspectionSession:
                 Stage.SCORE_CAE: lambda: self._score(True, True),
             }[stage]
             self._cache[stage] = yield from self._timed(stage, compute())
+            self._carried.pop(stage, None)  # merged into the stage's output
 
     def _tables(self) -> list[SubsetTable] | None:
         """The distance tables the read-out uses: CAE's, or each modality's side by side."""
@@ -325,10 +324,8 @@ class InspectionSession:
         """Move every cached tensor to ``device``; backbones are rebuilt there when needed."""
         for stage, value in list(self._cache.items()):
             self._cache[stage] = move_tensors(value, device)
-        if self._backbone is not None:
-            self.backbone_info, self._backbone = self._backbone.info, None
-        if self._backbone_3d is not None:
-            self.backbone_3d_info, self._backbone_3d = self._backbone_3d.info, None
+        self._carried = move_tensors(self._carried, device)
+        self._park_backbones()
 
     def _timed(
         self, stage: Stage, steps: Generator[Progress, None, object]
@@ -379,46 +376,6 @@ class InspectionSession:
                 bn_stats=self.config.bn_stats,
             )
         return self._backbone_3d
-
-    def _load_3d(self) -> Generator[Progress, None, dict[str, branch_3d.Cloud]]:
-        candidates = [s for s in self.dataset.samples if s.xyz_path is not None]
-        device = resolve_device(self.config.device)
-        clouds = yield from branch_3d.load_clouds(
-            candidates, self.config, device, self.skipped, self.warnings, self.timings
-        )
-        return clouds
-
-    def _aggregate_2d(self) -> Generator[Progress, None, list[torch.Tensor]]:
-        features = yield from branch_2d.aggregate_2d(
-            self._cache[Stage.EXTRACT_2D], self.config.r_list
-        )
-        return features
-
-    def _group_3d(self) -> Generator[Progress, None, dict]:
-        groups = yield from branch_3d.group_clouds(self._clouds(), self.config)
-        return groups
-
-    def _extract_3d(self) -> Generator[Progress, None, list[torch.Tensor]]:
-        features = yield from branch_3d.extract_3d(
-            self._clouds(),
-            self._cache[Stage.GROUP_3D],
-            self._ensure_backbone_3d(),
-            self.config,
-            self.timings,
-        )
-        return features
-
-    def _extract_2d(self) -> Generator[Progress, None, branch_2d.Tokens2D]:
-        candidates = [s for s in self.dataset.samples if s.rgb_path is not None]
-        yield Progress(Stage.EXTRACT_2D, 0, len(candidates), "loading the backbone")
-        backbone = self._ensure_backbone()
-        foregrounds = None
-        if self.config.black_rgb_background and Stage.LOAD_3D in self._cache:
-            foregrounds = {name: c.foreground for name, c in self._cache[Stage.LOAD_3D].items()}
-        tokens = yield from branch_2d.extract_2d(
-            candidates, backbone, self.config.batch_size, self.skipped, foregrounds
-        )
-        return tokens
 
     def _score(self, use_2d: bool, use_3d: bool) -> Generator[Progress, None, list[SubsetTable]]:
         tokens = self._cache.get(Stage.EXTRACT_2D)

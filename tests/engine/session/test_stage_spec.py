@@ -18,7 +18,6 @@ from engine.data.discover import discover_dataset
 from engine.data.synthetic import DEFECT_TYPES, DEFECT_TYPES_3D, write_synthetic_dataset
 from engine.device import move_tensors
 from engine.progress import run_to_completion
-from engine.session import branch_2d, branch_3d
 from engine.session import session as session_module
 from engine.session.session import InspectionSession
 from engine.session.stages import (
@@ -31,7 +30,7 @@ from engine.session.stages import (
     key_fields,
     stale_stages,
 )
-from tests.engine.fakes import GroupShapeBackbone, PixelPatchBackbone
+from tests.engine.session.spies import Spy
 
 L3, E2, A2 = Stage.LOAD_3D, Stage.EXTRACT_2D, Stage.AGGREGATE_2D
 G3, E3 = Stage.GROUP_3D, Stage.EXTRACT_3D
@@ -72,65 +71,6 @@ EXPECTED: dict[str, tuple[object, list[Stage]]] = {
     "chunk_mib": (8, []),
     "eval_size": (96, [L3, G3, E3, S3]),
 }
-
-
-class Spy:
-    """Records which stage functions and backbones run."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.stages: list[Stage] = []
-        self.backbone_2d_calls = self.backbone_3d_calls = 0
-        for module, name, stage in (
-            (branch_3d, "load_clouds", L3),
-            (branch_2d, "extract_2d", E2),
-            (branch_2d, "aggregate_2d", A2),
-            (branch_3d, "group_clouds", G3),
-            (branch_3d, "extract_3d", E3),
-        ):
-            monkeypatch.setattr(module, name, self._wrap(getattr(module, name), stage))
-        scores = session_module.mutual_scores
-
-        def mutual_scores(subsets, layers_2d, layers_3d, *args, use_cae, **kwargs):
-            both = layers_2d is not None and layers_3d is not None
-            self.stages.append(SC if both and use_cae else S2 if layers_3d is None else S3)
-            return scores(subsets, layers_2d, layers_3d, *args, use_cae=use_cae, **kwargs)
-
-        monkeypatch.setattr(session_module, "mutual_scores", mutual_scores)
-        spy = self
-
-        def ensure_2d(session: InspectionSession) -> PixelPatchBackbone:
-            if session._backbone is None:
-                session._backbone = PixelPatchBackbone(session.config.image_size or 64)
-            backbone, extract = session._backbone, session._backbone.extract
-
-            def counted(images: torch.Tensor) -> list[torch.Tensor]:
-                spy.backbone_2d_calls += 1
-                return extract(images)
-
-            backbone.extract = counted
-            return backbone
-
-        def ensure_3d(session: InspectionSession) -> GroupShapeBackbone:
-            if session._backbone_3d is None:
-                session._backbone_3d = GroupShapeBackbone(session.config.backbone_3d)
-            backbone, extract = session._backbone_3d, session._backbone_3d.extract
-
-            def counted(*args: torch.Tensor) -> list[torch.Tensor]:
-                spy.backbone_3d_calls += 1
-                return extract(*args)
-
-            backbone.extract = counted
-            return backbone
-
-        monkeypatch.setattr(InspectionSession, "_ensure_backbone", ensure_2d)
-        monkeypatch.setattr(InspectionSession, "_ensure_backbone_3d", ensure_3d)
-
-    def _wrap(self, function, stage: Stage):
-        def wrapped(*args, **kwargs):
-            self.stages.append(stage)
-            return function(*args, **kwargs)
-
-        return wrapped
 
 
 @pytest.fixture(scope="module")
