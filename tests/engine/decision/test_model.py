@@ -117,3 +117,15 @@ def test_defects_stay_on_the_part_where_its_3d_foreground_is_known():
     decision = decide(result, DecisionPolicy(pixel=0.5, min_area_px=1))
     assert decision.defects(result, 7).area_px == 9  # 2D: the whole blob
     assert decision.defects(with_points, 7).area_px == 3  # only column 4 is on the part
+
+
+def test_a_single_part_gets_a_decision_and_minimum_areas_pass_through():
+    decision = decide(make_result([0.4]), DecisionPolicy(min_area_px=3, min_area_mm2=2.5))
+    assert decision.verdicts(np.array([0.4])) == ["pass"]  # no spread: the lone part passes
+    assert (decision.min_area_px, decision.min_area_mm2) == (3, 2.5)
+
+
+def test_user_cuts_are_described_as_such():
+    decision = decide(make_result(SCORES), DecisionPolicy(image=0.5, pixel=0.3))
+    assert decision.image.how == "image cut set by the user"
+    assert decision.pixel.how == "pixel cut set by the user"

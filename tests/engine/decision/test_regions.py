@@ -104,3 +104,12 @@ def test_height_ignores_a_step_in_part_of_the_ring():
     xyz[region, 2] -= 2e-3  # a 2 mm bump
     xyz[:, 30:, 2] += 20e-3  # the table 20 mm below, reached by one side of the ring
     assert region_height_mm(xyz, region) == pytest.approx(2.0, abs=0.05)
+
+
+def test_height_is_measured_inside_the_region_only():
+    xyz = _plane_xyz()
+    region = np.zeros((40, 40), dtype=bool)
+    region[5:10, 5:10] = True
+    xyz[region, 2] -= 1e-3  # the region: a 1 mm bump
+    xyz[30:35, 30:35, 2] -= 9e-3  # a taller bump elsewhere on the part, far from the ring
+    assert region_height_mm(xyz, region) == pytest.approx(1.0, abs=1e-6)
