@@ -1,9 +1,10 @@
-"""Metrics of the current result: table, ROC / PR curves and a score histogram with the threshold.
+"""Metrics of the current result: table, ROC / PR curves with the operating point, histogram.
 
-``evaluate_all`` takes ~120 ms for 11 parts at 224² (pixel metrics sort every map pixel) and
-grows linearly with the parts, so it runs on a worker thread; the histogram, which is instant,
-is drawn at once. A result that arrives while an older one is still being evaluated wins: stale
-answers are dropped by a generation counter.
+The image cut shown is the decision's (``state.decision``); dragging the histogram's line or
+pressing Suggest changes the *policy* (``state.set_policy``), and the controller turns that
+into a new decision. ``evaluate_all`` takes ~120 ms for 11 parts at 224² (pixel metrics sort
+every map pixel) and grows linearly, so it runs on a worker thread; the histogram and the
+operating point are instant and drawn at once. Stale answers are dropped by a generation count.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -26,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from engine.decision import outcome
 from engine.evaluation.evaluate import evaluate_all
-from engine.evaluation.thresholds import suggested_threshold
 from engine.session.results import ScoreResult
 from musc_gui.state import AppState
 
@@ -42,6 +46,15 @@ METRIC_ROWS = (
 )
 NORMAL_BRUSH = (70, 130, 220, 150)
 DEFECT_BRUSH = (220, 70, 60, 150)
+POINT_BRUSH = (230, 0, 200)
+PLOT_MIN = (210, 170)  # px: smaller plots clip their axis labels
+CURVE_MAX_HEIGHT = 280  # px: a unit-square curve needs no more; the rest goes to the histogram
+NAMES_SHOWN = 6
+SUGGEST_TIP = "Set the image cut to the best F1 on the ground truth (policy: max-F1)"
+NO_GT_TIP = (
+    "Needs ground truth with good and defective parts. Without it the image cut comes "
+    "from the normal reference (the lower-scoring parts or the known-good ones)."
+)
 
 
 def labelled(result: ScoreResult) -> tuple[np.ndarray, np.ndarray] | None:
@@ -53,6 +66,21 @@ def labelled(result: ScoreResult) -> tuple[np.ndarray, np.ndarray] | None:
     return labels, result.image_scores[known]
 
 
+def operating_point(labels: np.ndarray, scores: np.ndarray, cut: float) -> dict[str, float]:
+    """FPR, TPR (= recall) and precision of "fail when score >= cut" on labelled parts.
+
+    Precision with no part failing is 1, as on sklearn's precision-recall curve.
+    """
+    fails = np.asarray(scores, dtype=np.float64) >= cut
+    labels = np.asarray(labels)
+    true_pos = int((fails & (labels == 1)).sum())
+    flagged = int(fails.sum())
+    tpr = true_pos / max(int((labels == 1).sum()), 1)
+    fpr = int((fails & (labels == 0)).sum()) / max(int((labels == 0).sum()), 1)
+    return {"fpr": fpr, "tpr": tpr, "recall": tpr,
+            "precision": true_pos / flagged if flagged else 1.0}  # fmt: skip
+
+
 def _evaluate(result: ScoreResult) -> dict[str, Any]:
     """Everything the panel shows that needs ground truth (runs on the worker thread)."""
     labels, scores = labelled(result)
@@ -61,14 +89,43 @@ def _evaluate(result: ScoreResult) -> dict[str, Any]:
     return {"metrics": evaluate_all(result), "roc": (fpr, tpr), "pr": (recall, precision)}
 
 
+def _names(names: tuple[str, ...]) -> str:
+    more = f" +{len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+    return ", ".join(names[:NAMES_SHOWN]) + more
+
+
 class _Relay(QObject):
     """Carries a worker's answer back to the GUI thread (queued across threads)."""
 
     done = Signal(int, object)
 
 
+class _CurvesBox(QWidget):
+    """ROC and PR side by side when there is room, one above the other when not."""
+
+    def __init__(self, *plots: pg.PlotWidget) -> None:
+        super().__init__()
+        self._plots = plots
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self.side_by_side: bool | None = None
+        self.arrange(True)
+
+    def arrange(self, side_by_side: bool) -> None:
+        """Put the plots in one row or one column."""
+        if side_by_side == self.side_by_side:
+            return
+        self.side_by_side = side_by_side
+        for k, plot in enumerate(self._plots):
+            self._grid.addWidget(plot, 0 if side_by_side else k, k if side_by_side else 0)
+
+    def fits_side_by_side(self, width: int) -> bool:
+        """Whether two plots of the minimum width fit in ``width`` px."""
+        return width >= len(self._plots) * PLOT_MIN[0] + self._grid.spacing() + 24
+
+
 class MetricsPanel(QWidget):
-    """Metrics, curves and the pass/fail threshold of the state's result.
+    """Metrics, curves and the image cut of the state's result (scrolls when small).
 
     Signals:
         metrics_shown(): the metrics of the latest result are on screen (for tests).
@@ -83,40 +140,54 @@ class MetricsPanel(QWidget):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics")
         self._relay = _Relay(self)
         self._relay.done.connect(self._show_metrics)
+        self._build()
+        state.result_changed.connect(self._result_changed)
+        state.decision_changed.connect(self._decision_changed)
+        self._result_changed(state.result)
 
+    def _build(self) -> None:
         self.table = QTableWidget(0, 1)
-        self.table.verticalHeader().setVisible(True)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        rows = self.table.verticalHeader()  # compact rows: the dock is short at 1024 x 700
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         self.roc_plot = self._plot("ROC (image)", "false positive rate", "true positive rate")
         self.pr_plot = self._plot("Precision-recall (image)", "recall", "precision")
+        self.roc_point = pg.ScatterPlotItem(size=12, brush=POINT_BRUSH, pen=pg.mkPen("k"))
+        self.pr_point = pg.ScatterPlotItem(size=12, brush=POINT_BRUSH, pen=pg.mkPen("k"))
+        for plot in (self.roc_plot, self.pr_plot):
+            plot.setMaximumHeight(CURVE_MAX_HEIGHT)
+        self.curves = _CurvesBox(self.roc_plot, self.pr_plot)
         self.histogram = self._plot("Image scores", "score", "parts")
         self.histogram.addLegend(offset=(-10, 10))
         self.threshold_line = pg.InfiniteLine(
             angle=90, movable=True, pen=pg.mkPen("k", width=2), hoverPen=pg.mkPen("m", width=3)
         )
+        self.threshold_line.setToolTip("The image cut: drag it to set the cut by hand")
         self.threshold_line.sigPositionChangeFinished.connect(self._line_moved)
         self.suggest_button = QPushButton("Suggest")
-        self.suggest_button.setToolTip("Set the threshold to the suggested value")
         self.suggest_button.clicked.connect(self.suggest)
+        self.outcome_label = QLabel("")
+        self.outcome_label.setWordWrap(True)
         self.status = QLabel("No result yet.")
         self.status.setWordWrap(True)
-
-        curves = QHBoxLayout()
-        curves.addWidget(self.roc_plot)
-        curves.addWidget(self.pr_plot)
         controls = QHBoxLayout()
         controls.addWidget(self.status, 1)
-        controls.addWidget(self.suggest_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.table)
-        layout.addLayout(curves)
-        layout.addWidget(self.histogram, 1)
-        layout.addLayout(controls)
-
-        state.result_changed.connect(self._result_changed)
-        state.threshold_changed.connect(self._threshold_changed)
-        self._result_changed(state.result)
+        controls.addWidget(self.suggest_button, 0, Qt.AlignmentFlag.AlignTop)
+        content = QWidget()
+        column = QVBoxLayout(content)
+        for widget in (self.table, self.curves, self.outcome_label):
+            column.addWidget(widget)
+        column.addWidget(self.histogram, 1)
+        column.addLayout(controls)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
 
     @staticmethod
     def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
@@ -126,7 +197,7 @@ class MetricsPanel(QWidget):
         plot.showGrid(x=True, y=True, alpha=0.3)
         for axis in ("bottom", "left"):
             plot.getAxis(axis).enableAutoSIPrefix(False)  # scores read as scores, not "x0.001"
-        plot.setMinimumHeight(160)
+        plot.setMinimumSize(*PLOT_MIN)
         return plot
 
     # ------------------------------------------------------------------ state -> view
@@ -140,18 +211,19 @@ class MetricsPanel(QWidget):
     def _result_changed(self, result: ScoreResult | None) -> None:
         self._generation += 1
         gt = result is not None and labelled(result) is not None
-        for widget in (self.table, self.roc_plot, self.pr_plot):
+        for widget in (self.table, self.curves, self.outcome_label):
             widget.setVisible(gt)
         self.table.setRowCount(0)
         self.roc_plot.clear()
         self.pr_plot.clear()
         self._draw_histogram(result)
-        self.suggest_button.setEnabled(result is not None)
+        self.suggest_button.setEnabled(gt)
+        self.suggest_button.setToolTip(SUGGEST_TIP if gt else NO_GT_TIP)
+        self._decision_changed(self._state.decision)
         if result is None:
-            self.status.setText("No result yet.")
             return
+        self.histogram.setTitle("Image scores" if gt else "Image scores (no ground truth)")
         if not gt:
-            self.status.setText("No ground truth: histogram of all scores only.")
             self.metrics_shown.emit()
             return
         self.status.setText("Computing metrics\u2026")
@@ -175,7 +247,19 @@ class MetricsPanel(QWidget):
             self.status.setText(f"Metrics failed: {payload}")
             return
         assert isinstance(payload, dict)
-        groups = {k: v for k, v in payload["metrics"].items() if v}
+        self._fill_table(payload["metrics"])
+        self.roc_plot.plot(*payload["roc"], pen=pg.mkPen("b", width=2))
+        self.roc_plot.plot(
+            [0, 1], [0, 1], pen=pg.mkPen((150, 150, 150), style=Qt.PenStyle.DashLine)
+        )
+        self.pr_plot.plot(*payload["pr"], pen=pg.mkPen("r", width=2))
+        self.roc_plot.addItem(self.roc_point)
+        self.pr_plot.addItem(self.pr_point)
+        self._decision_changed(self._state.decision)
+        self.metrics_shown.emit()
+
+    def _fill_table(self, metrics: dict[str, Any]) -> None:
+        groups = {k: v for k, v in metrics.items() if v}
         columns = [k for k in ("metrics", "metrics_2d", "metrics_3d") if k in groups]
         titles = {"metrics": "fused", "metrics_2d": "2D", "metrics_3d": "3D"}
         rows = [(key, title) for key, title in METRIC_ROWS if key in groups.get("metrics", {})]
@@ -191,13 +275,41 @@ class MetricsPanel(QWidget):
         self.table.setFixedHeight(
             self.table.horizontalHeader().height() + 2 + self.table.verticalHeader().length()
         )
-        self.roc_plot.plot(*payload["roc"], pen=pg.mkPen("b", width=2))
-        self.roc_plot.plot(
-            [0, 1], [0, 1], pen=pg.mkPen((150, 150, 150), style=Qt.PenStyle.DashLine)
+
+    def _decision_changed(self, decision: object) -> None:
+        """Move the line and the operating points; show mistakes against the ground truth."""
+        result, decision = self._state.result, self._state.decision
+        self.threshold_line.setVisible(decision is not None)
+        for item in (self.roc_point, self.pr_point):
+            item.setData([], [])
+        if result is None or decision is None:
+            self.outcome_label.setText("")
+            self.status.setText("No result yet." if result is None else "No decision yet.")
+            return
+        cut = decision.image.value
+        self._set_line(cut)
+        self.status.setText(f"Image cut {cut:.4f}: {decision.image.how}. Drag the black line to "
+                            "set it by hand.")  # fmt: skip
+        known = labelled(result)
+        if known is None:
+            return
+        point = operating_point(*known, cut)
+        self.roc_point.setData([point["fpr"]], [point["tpr"]])
+        self.pr_point.setData([point["recall"]], [point["precision"]])
+        tip = (f"Operating point at the image cut {cut:.4f}: FPR {point['fpr']:.3f}, "
+               f"TPR {point['tpr']:.3f}, precision {point['precision']:.3f}")  # fmt: skip
+        self.roc_point.setToolTip(tip)
+        self.pr_point.setToolTip(tip)
+        counts = outcome(result, decision)
+        if counts.false_rejects is None:  # some parts without a label
+            self.outcome_label.setText(tip)
+            return
+        self.outcome_label.setText(
+            f"{tip}.\nFalse rejects (good parts that fail): {len(counts.false_rejects)}"
+            f"{': ' + _names(counts.false_rejects) if counts.false_rejects else ''}\n"
+            f"Escapes (defective parts that pass): {len(counts.escapes)}"
+            f"{': ' + _names(counts.escapes) if counts.escapes else ''}"
         )
-        self.pr_plot.plot(*payload["pr"], pen=pg.mkPen("r", width=2))
-        self.status.setText("Drag the black line to move the threshold.")
-        self.metrics_shown.emit()
 
     def _draw_histogram(self, result: ScoreResult | None) -> None:
         self.histogram.clear()
@@ -221,30 +333,31 @@ class MetricsPanel(QWidget):
             self.histogram.plot(edges, counts, stepMode="center", fillLevel=0, brush=brush,
                                 pen=pg.mkPen(brush[:3]), name=name)  # fmt: skip
         self.histogram.addItem(self.threshold_line, ignoreBounds=True)
-        self._set_line(self._state.threshold)
 
     def _set_line(self, value: float) -> None:
         self.threshold_line.blockSignals(True)
         self.threshold_line.setValue(value)
         self.threshold_line.blockSignals(False)
 
-    def _threshold_changed(self, value: float) -> None:
-        self._set_line(value)
-
     # ------------------------------------------------------------------ view -> state
 
     def _line_moved(self, line: pg.InfiniteLine | None = None) -> None:
-        self._state.set_threshold(float(self.threshold_line.value()))
+        """The user dragged the cut: it becomes a typed value in the policy."""
+        value = float(self.threshold_line.value())
+        self._state.set_policy(self._state.policy.replace(image=value))
 
-    def suggest(self) -> float | None:
-        """Set the suggested threshold (max-F1 with labels, a robust cut without)."""
-        result = self._state.result
-        if result is None:
-            return None
-        value, how = suggested_threshold(result.image_scores, result.labels)
-        self._state.set_threshold(value)
-        self.status.setText(f"Suggested {value:.4f}: {how}.")
-        return value
+    def suggest(self) -> bool:
+        """Ask for the max-F1 image cut (ground truth only); returns whether it was asked."""
+        if not self.has_ground_truth:
+            return False
+        self._state.set_policy(self._state.policy.replace(image="max-f1"))
+        return True
+
+    def resizeEvent(self, event) -> None:
+        """Stack the curves when the panel is too narrow for them side by side."""
+        # The scroll area's width decides: the curves' own width never drops below their minimum.
+        self.curves.arrange(self.curves.fits_side_by_side(event.size().width()))
+        super().resizeEvent(event)
 
     def closeEvent(self, event) -> None:
         """Stop the worker thread with the panel."""

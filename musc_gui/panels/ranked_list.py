@@ -1,196 +1,49 @@
 """Ranked list of scored parts: worst first, sortable, filterable, keyboard-driven.
 
-The table model reads ``AppState.result`` and ``AppState.threshold``; selecting a row calls
-``state.set_current`` and ``current_changed`` selects the row back (guarded against loops).
+The table (``ranked_model``) shows each part's verdict under ``AppState.decision`` right after
+its rank and score, and a green check before known-good parts (``AppState.policy.reference``).
+Selecting a row calls ``state.set_current`` and ``current_changed`` selects the row back
+(guarded against loops); G or the context menu marks the current part as known-good, which
+changes the policy (the controller then recomputes the decision).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QItemSelectionModel,
-    QModelIndex,
-    QPersistentModelIndex,
-    QSize,
-    QSortFilterProxyModel,
-    Qt,
-)
-from PySide6.QtGui import QBrush, QColor, QImage, QImageReader, QKeyEvent, QPixmap
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QSize, Qt
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from engine.decision import outcome
 from engine.session.results import ScoreResult
+from musc_gui.panels.ranked_model import (
+    COLUMNS,
+    NAME,
+    NAME_MIN,
+    RANK,
+    SAMPLE_ROLE,
+    SCORE,
+    SORT_ROLE,
+    THUMB,
+    THUMB_SIZE,
+    TYPE,
+    VERDICT,
+    RankedFilter,
+    RankedModel,
+)
 from musc_gui.state import AppState
 
-COLUMNS = ("Rank", "Image", "Name", "Score", "Type", "Verdict")
-RANK, THUMB, NAME, SCORE, TYPE, VERDICT = range(len(COLUMNS))
-THUMB_SIZE = 40
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # numeric sort key
-SAMPLE_ROLE = Qt.ItemDataRole.UserRole + 2  # index into result.samples
-FAIL_COLOUR, PASS_COLOUR = QColor(200, 40, 40), QColor(30, 140, 60)
-ANY_INDEX = QModelIndex | QPersistentModelIndex
-
-
-class ThumbnailCache:
-    """Small pixmaps of sample images, read on first request and kept by path."""
-
-    def __init__(self, size: int = THUMB_SIZE) -> None:
-        self.size = size
-        self._cache: dict[Path, QPixmap] = {}
-
-    def get(self, path: Path | None) -> QPixmap | None:
-        """The thumbnail of ``path`` (an empty pixmap if it cannot be read), None without one."""
-        if path is None:
-            return None
-        if path not in self._cache:
-            self._cache[path] = self._load(path)
-        return self._cache[path]
-
-    def _load(self, path: Path) -> QPixmap:
-        reader = QImageReader(str(path))
-        original = reader.size()
-        if original.isValid():  # decode at thumbnail size: fast even for large images
-            reader.setScaledSize(original.scaled(self.size, self.size,
-                                                 Qt.AspectRatioMode.KeepAspectRatio))  # fmt: skip
-        image = reader.read()
-        if image.isNull():  # formats Qt cannot read (16-bit TIFF, ...): the engine's reader
-            try:
-                from engine.data.readers import read_rgb
-
-                rgb = np.ascontiguousarray(read_rgb(path))
-                height, width = rgb.shape[:2]
-                image = QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888)
-                image = image.scaled(self.size, self.size, Qt.AspectRatioMode.KeepAspectRatio)
-            except Exception:  # a thumbnail is optional; the name still shows
-                return QPixmap()
-        return QPixmap.fromImage(image)
-
-
-class RankedModel(QAbstractTableModel):
-    """One row per scored sample, in dataset order (the proxy sorts)."""
-
-    def __init__(self, state: AppState, thumbnails: ThumbnailCache | None = None) -> None:
-        super().__init__()
-        self._state = state
-        self._thumbnails = thumbnails or ThumbnailCache()
-        self._result: ScoreResult | None = None
-        self._ranks = np.zeros(0, dtype=int)
-
-    def set_result(self, result: ScoreResult | None) -> None:
-        """Show ``result`` (None clears the table)."""
-        self.beginResetModel()
-        self._result = result
-        self._ranks = np.zeros(0, dtype=int)
-        if result is not None:
-            self._ranks = np.empty(len(result.samples), dtype=int)
-            self._ranks[result.ranking()] = np.arange(1, len(result.samples) + 1)
-        self.endResetModel()
-
-    def threshold_moved(self) -> None:
-        """Repaint the verdict column after the threshold moved."""
-        if self.rowCount():
-            self.dataChanged.emit(self.index(0, VERDICT), self.index(self.rowCount() - 1, VERDICT))
-
-    def failed(self, row: int) -> bool:
-        """Whether sample ``row`` scores at or above the threshold."""
-        return float(self._result.image_scores[row]) >= self._state.threshold
-
-    def defect_type(self, row: int) -> str:
-        """The sample's type ("good", "scratch", ...) or "" when unknown."""
-        return self._result.samples[row].defect_type or ""
-
-    def rowCount(self, parent: ANY_INDEX = QModelIndex()) -> int:  # noqa: B008
-        """Number of scored samples."""
-        return 0 if self._result is None or parent.isValid() else len(self._result.samples)
-
-    def columnCount(self, parent: ANY_INDEX = QModelIndex()) -> int:  # noqa: B008
-        """Number of columns."""
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        """Column titles."""
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: ANY_INDEX, role: int = Qt.ItemDataRole.DisplayRole):
-        """Cell contents; thumbnails are read only when a visible cell asks for them."""
-        if not index.isValid() or self._result is None:
-            return None
-        row, column = index.row(), index.column()
-        sample, score = self._result.samples[row], float(self._result.image_scores[row])
-        if role == SAMPLE_ROLE:
-            return row
-        if role == SORT_ROLE:
-            keys = {
-                RANK: int(self._ranks[row]),
-                THUMB: int(self._ranks[row]),
-                NAME: sample.name,
-                SCORE: score,
-                TYPE: self.defect_type(row),
-                VERDICT: int(self.failed(row)),
-            }
-            return keys[column]
-        if role == Qt.ItemDataRole.DisplayRole:
-            if column == RANK:
-                return int(self._ranks[row])
-            if column == NAME:
-                return sample.name
-            if column == SCORE:
-                return f"{score:.4f}"
-            if column == TYPE:
-                return self.defect_type(row) or "-"
-            if column == VERDICT:
-                return "FAIL" if self.failed(row) else "pass"
-        if role == Qt.ItemDataRole.DecorationRole and column == THUMB:
-            return self._thumbnails.get(sample.rgb_path)
-        if role == Qt.ItemDataRole.ForegroundRole and column == VERDICT:
-            return QBrush(FAIL_COLOUR if self.failed(row) else PASS_COLOUR)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (RANK, SCORE):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return str(sample.rgb_path or sample.xyz_path or sample.name)
-        return None
-
-
-class RankedFilter(QSortFilterProxyModel):
-    """Sorts by :data:`SORT_ROLE` and keeps rows matching "all", "fail", "pass" or a type."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setSortRole(SORT_ROLE)
-        self._mode = "all"
-
-    def set_mode(self, mode: str) -> None:
-        """ "all", "fail", "pass" or "type:<name>"."""
-        self.beginFilterChange()
-        self._mode = mode
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    def refresh(self) -> None:
-        """Re-apply the filter after the threshold moved."""
-        self.beginFilterChange()
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    def filterAcceptsRow(self, row: int, parent: ANY_INDEX) -> bool:
-        """Whether ``row`` passes the current filter."""
-        model: RankedModel = self.sourceModel()
-        if self._mode == "all":
-            return True
-        if self._mode in ("fail", "pass"):
-            return model.failed(row) == (self._mode == "fail")
-        return model.defect_type(row) == self._mode.removeprefix("type:")
+__all__ = ["COLUMNS", "NAME", "NAME_MIN", "RANK", "SAMPLE_ROLE", "SCORE", "SORT_ROLE", "THUMB",
+           "TYPE", "VERDICT", "RankedListPanel", "RankedTableView"]  # fmt: skip
 
 
 class RankedTableView(QTableView):
@@ -211,7 +64,11 @@ class RankedTableView(QTableView):
 
 
 class RankedListPanel(QWidget):
-    """Table of parts, worst first, bound to an :class:`AppState`."""
+    """Table of parts, worst first, bound to an :class:`AppState`.
+
+    Attributes:
+        known_good_action: "Mark as known-good" / "Unmark known-good" for the current part (G).
+    """
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -224,35 +81,66 @@ class RankedListPanel(QWidget):
         self.filter_combo = QComboBox()
         self.filter_combo.setToolTip("Show all parts, only failing/passing ones, or one type")
         self.count_label = QLabel()
+        self.count_label.setWordWrap(True)
         self.table = RankedTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 4)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        self.table.sortByColumn(SCORE, Qt.SortOrder.DescendingOrder)  # worst first
+        self._build_table()
+        self.known_good_action = QAction("Mark as known-good", self)
+        self.known_good_action.setShortcut(QKeySequence("G"))
+        self.known_good_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.known_good_action.triggered.connect(lambda: self.toggle_known_good())
+        self.table.addAction(self.known_good_action)  # G only while the list has the focus
+        self.context_menu = QMenu(self)  # popup(), not exec(): no nested event loop
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.filter_combo, 1)
-        top.addWidget(self.count_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
+        layout.addWidget(self.count_label)
         layout.addWidget(self.table)
 
         self.filter_combo.currentIndexChanged.connect(self._filter_chosen)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
         state.result_changed.connect(self._result_changed)
         state.current_changed.connect(self.select_sample)
-        state.threshold_changed.connect(self._threshold_changed)
+        state.decision_changed.connect(self._decision_changed)
+        state.policy_changed.connect(self._policy_changed)
         self._result_changed(state.result)
+
+    def _build_table(self) -> None:
+        table = self.table
+        table.setModel(self.proxy)
+        table.setSortingEnabled(True)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # names keep their numbers
+        table.setWordWrap(False)
+        table.verticalHeader().setVisible(False)
+        table.verticalHeader().setDefaultSectionSize(THUMB_SIZE + 4)
+        header = table.horizontalHeader()
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(24)
+        metrics = table.fontMetrics()
+        advance = metrics.horizontalAdvance
+        # what each column needs; kept, as a hidden section reports a width of 0
+        self._widths = {RANK: advance("Rank") + 18, SCORE: advance("0.00000") + 12,
+                        VERDICT: advance("Verdict") + 18, THUMB: THUMB_SIZE + 8,
+                        TYPE: advance("scratch") + 16}  # fmt: skip
+        for column, width in self._widths.items():
+            mode = (
+                QHeaderView.ResizeMode.Interactive
+                if column == TYPE
+                else QHeaderView.ResizeMode.Fixed
+            )
+            header.setSectionResizeMode(column, mode)
+            header.resizeSection(column, width)
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        table.sortByColumn(SCORE, Qt.SortOrder.DescendingOrder)  # worst first
 
     # -- state -> view ------------------------------------------------------------------------
 
@@ -263,13 +151,14 @@ class RankedListPanel(QWidget):
             self.model.set_result(result)
         finally:
             self._syncing = False
+        self.fit_columns()
         self.select_sample(self.state.current)
         self._update_count()
 
     def _fill_filters(self, result: ScoreResult | None) -> None:
         chosen = self.filter_combo.currentData() or "all"
         types = sorted({s.defect_type for s in result.samples if s.defect_type}) if result else []
-        entries = [("All parts", "all"), ("Fail (score ≥ threshold)", "fail"),
+        entries = [("All parts", "all"), ("Fail (score ≥ image cut)", "fail"),
                    ("Pass", "pass")] + [(f"Type: {t}", f"type:{t}") for t in types]  # fmt: skip
         if [self.filter_combo.itemData(i) for i in range(self.filter_combo.count())] == [
             data for _, data in entries
@@ -284,10 +173,31 @@ class RankedListPanel(QWidget):
         self.filter_combo.blockSignals(False)
         self.proxy.set_mode(self.filter_combo.currentData())
 
-    def _threshold_changed(self, _value: float) -> None:
-        self.model.threshold_moved()
+    def _decision_changed(self, _decision: object) -> None:
+        self.model.columns_changed(VERDICT)
         self.proxy.refresh()
         self._update_count()
+        self.select_sample(self.state.current)
+
+    def _policy_changed(self, _policy: object) -> None:
+        self.model.columns_changed(NAME)
+        self._update_count()
+
+    def fit_columns(self) -> None:
+        """Hide the type, then the thumbnail, when the name would get less than NAME_MIN px."""
+        header = self.table.horizontalHeader()
+        result = self.state.result
+        room = self.width() - self.table.verticalScrollBar().sizeHint().width() - 4
+        fixed = sum(self._widths[c] for c in (RANK, SCORE, VERDICT, THUMB))
+        has_types = result is not None and any(s.defect_type for s in result.samples)
+        show_type = has_types and room - fixed - self._widths[TYPE] >= NAME_MIN
+        header.setSectionHidden(TYPE, not show_type)
+        header.setSectionHidden(THUMB, room - fixed < NAME_MIN)
+
+    def resizeEvent(self, event) -> None:
+        """Re-fit the columns to the new width."""
+        super().resizeEvent(event)
+        self.fit_columns()
 
     def select_sample(self, sample: int) -> None:
         """Select (and scroll to) the row of ``sample``; -1 clears the selection."""
@@ -309,13 +219,32 @@ class RankedListPanel(QWidget):
         finally:
             self._syncing = False
 
-    def _update_count(self) -> None:
-        result = self.state.result
+    def count_text(self) -> tuple[str, str]:
+        """The count line ("N parts: P pass, F fail · FR x, escapes y") and its tooltip."""
+        result, decision = self.state.result, self.state.decision
         if result is None:
-            self.count_label.setText("")
-            return
-        failed = int(np.sum(result.image_scores >= self.state.threshold))
-        self.count_label.setText(f"{self.proxy.rowCount()} shown · {failed} fail")
+            return "", ""
+        total = len(result.samples)
+        shown = "" if self.proxy.rowCount() == total else f" ({self.proxy.rowCount()} shown)"
+        if decision is None:
+            return f"{total} parts: no decision yet{shown}", ""
+        counts = outcome(result, decision)
+        text = f"{total} parts: {counts.passed} pass, {counts.failed} fail"
+        tip = ""
+        if counts.false_rejects is not None:
+            text += f" · FR {len(counts.false_rejects)}, escapes {len(counts.escapes)}"
+            tip = (f"Against the ground truth: false rejects (good parts that fail): "
+                   f"{', '.join(counts.false_rejects) or 'none'}\nescapes (defective parts "
+                   f"that pass): {', '.join(counts.escapes) or 'none'}")  # fmt: skip
+        marked = sum(name in self.state.policy.reference for name in result.names)
+        if marked:
+            text += f" · {marked} known-good"
+        return text + shown, tip
+
+    def _update_count(self) -> None:
+        text, tip = self.count_text()
+        self.count_label.setText(text)
+        self.count_label.setToolTip(tip)
 
     # -- view -> state ------------------------------------------------------------------------
 
@@ -328,6 +257,35 @@ class RankedListPanel(QWidget):
         if self._syncing or not current.isValid():
             return
         self.state.set_current(int(self.proxy.data(current, SAMPLE_ROLE)))
+
+    def toggle_known_good(self, sample: int | None = None) -> bool | None:
+        """Mark ``sample`` (default: the current part) as known-good, or unmark it.
+
+        Returns:
+            Whether it is known-good now; None when there is no such part.
+        """
+        result = self.state.result
+        sample = self.state.current if sample is None else sample
+        if result is None or not 0 <= sample < len(result.samples):
+            return None
+        name = result.samples[sample].name
+        reference = tuple(self.state.policy.reference)
+        marked = name not in reference
+        reference = reference + (name,) if marked else tuple(n for n in reference if n != name)
+        self.state.set_policy(self.state.policy.replace(reference=reference))
+        return marked
+
+    def _context_menu(self, position: QPoint) -> None:
+        index = self.table.indexAt(position)
+        if not index.isValid():
+            return
+        sample = int(self.proxy.data(index, SAMPLE_ROLE))
+        self.state.set_current(sample)
+        marked = self.model.known_good(sample)
+        self.known_good_action.setText("Unmark known-good" if marked else "Mark as known-good")
+        self.context_menu.clear()
+        self.context_menu.addAction(self.known_good_action)
+        self.context_menu.popup(self.table.viewport().mapToGlobal(position))
 
     def visible_samples(self) -> list[int]:
         """Sample indices in the order shown (after sorting and filtering)."""

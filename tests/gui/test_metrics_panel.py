@@ -1,4 +1,4 @@
-"""The metrics panel: metrics of the fixture, the draggable threshold, Suggest, no-GT mode."""
+"""The metrics panel: metrics, the operating point, the draggable cut, Suggest, no-GT mode."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.decision import Decision, decide, outcome
+from engine.decision.thresholds import user_threshold
 from engine.evaluation.evaluate import evaluate_all
-from engine.evaluation.thresholds import suggested_threshold
-from musc_gui.panels.metrics_panel import MetricsPanel
+from musc_gui.panels.metrics_panel import MetricsPanel, operating_point
 from musc_gui.state import AppState
 
 SHOTS = Path("/tmp/gui_shots")
@@ -38,7 +39,12 @@ def panel(qtbot, scored_line):
     panel.show()
     with qtbot.waitSignal(panel.metrics_shown, timeout=20_000):
         state.set_result(result)
+        state.set_decision(decide(result))
     return panel, state
+
+
+def _decision_at(result, image_cut: float) -> Decision:
+    return Decision(user_threshold(image_cut, "image cut"), decide(result).pixel)
 
 
 def test_shows_metrics(panel):
@@ -69,29 +75,59 @@ def test_shows_metrics(panel):
     panel.grab().save(str(SHOTS / "metrics.png"))
 
 
-def test_dragging_the_line_sets_the_threshold(panel):
-    panel, state = panel
-    line = panel.threshold_line
-    line.setValue(0.123)
-    line.sigPositionChangeFinished.emit(line)
-    assert state.threshold == pytest.approx(0.123)
-    state.set_threshold(0.4)  # and the line follows the state
-    assert line.value() == pytest.approx(0.4)
-
-
-def test_suggest_sets_the_engines_max_f1_threshold(panel):
+def test_operating_point_sits_at_the_cut(panel):
     panel, state = panel
     result = state.result
-    expected, _how = suggested_threshold(result.image_scores, result.labels)
-    # the fixture's max-F1 cut is strictly inside the scores, so "the minimum" or "the maximum"
-    # would not pass by accident
-    assert result.image_scores.min() < expected < result.image_scores.max()
-    state.set_threshold(float(result.image_scores.max()) + 1)  # somewhere else first
+    labels = np.array(result.labels)
+    scores = np.asarray(result.image_scores, dtype=np.float64)
+    # a cut strictly between scores, so that ">=" and ">" would not tell it apart by accident
+    ordered = np.sort(scores)
+    cut = float((ordered[4] + ordered[5]) / 2)
+    state.set_decision(_decision_at(result, cut))
+    fails = scores >= cut
+    fpr = (fails & (labels == 0)).sum() / (labels == 0).sum()
+    tpr = (fails & (labels == 1)).sum() / (labels == 1).sum()
+    precision = (fails & (labels == 1)).sum() / fails.sum()
+    assert 0 < fpr < 1 and 0 < tpr < 1
+    assert operating_point(labels, scores, cut) == pytest.approx(
+        {"fpr": fpr, "tpr": tpr, "recall": tpr, "precision": precision}
+    )
+    x, y = panel.roc_point.getData()
+    assert (x[0], y[0]) == pytest.approx((fpr, tpr))
+    x, y = panel.pr_point.getData()
+    assert (x[0], y[0]) == pytest.approx((tpr, precision))
+    assert panel.roc_point in panel.roc_plot.plotItem.items
+    assert operating_point(labels, scores, ordered[-1] + 1)["precision"] == 1.0  # none flagged
+
+
+def test_false_rejects_and_escapes_are_named(panel):
+    panel, state = panel
+    counts = outcome(state.result, state.decision)
+    assert counts.false_rejects or counts.escapes
+    text = panel.outcome_label.text()
+    assert f"False rejects (good parts that fail): {len(counts.false_rejects)}" in text
+    assert f"Escapes (defective parts that pass): {len(counts.escapes)}" in text
+    for name in counts.false_rejects + counts.escapes:
+        assert name in text
+
+
+def test_the_line_shows_the_cut_and_dragging_it_sets_the_policy(panel):
+    panel, state = panel
+    line = panel.threshold_line
+    assert line.value() == pytest.approx(state.decision.image.value)
+    state.set_decision(_decision_at(state.result, 0.4))  # the line follows the decision
+    assert line.value() == pytest.approx(0.4)
+    line.setValue(0.123)
+    line.sigPositionChangeFinished.emit(line)
+    assert state.policy.image == pytest.approx(0.123)
+    assert state.policy.pixel == "auto"  # only the image cut was set
+
+
+def test_suggest_asks_for_max_f1(panel):
+    panel, state = panel
+    assert panel.suggest_button.isEnabled()
     panel.suggest_button.click()
-    assert state.threshold == pytest.approx(expected, abs=1e-6)
-    assert panel.suggest() == pytest.approx(expected, abs=1e-6)
-    assert "F1" in panel.status.text()
-    assert panel.threshold_line.value() == pytest.approx(expected, abs=1e-6)
+    assert state.policy.image == "max-f1"
 
 
 def test_without_labels_histogram_only(qtbot, panel):
@@ -102,11 +138,25 @@ def test_without_labels_histogram_only(qtbot, panel):
         state.set_result(dataclasses.replace(result, samples=unlabelled))
     assert not panel.has_ground_truth
     assert not panel.table.isVisible() and not panel.roc_plot.isVisible()
+    assert not panel.outcome_label.isVisible()
     assert panel.histogram.isVisible() and panel.histogram.plotItem.listDataItems()
-    expected, _how = suggested_threshold(result.image_scores, None)  # the robust cut
-    assert expected != pytest.approx(suggested_threshold(result.image_scores, result.labels)[0])
-    panel.suggest_button.click()
-    assert state.threshold == pytest.approx(expected, abs=1e-6)
-    assert "MAD" in panel.status.text()
+    assert not panel.suggest_button.isEnabled()
+    assert "no ground truth" in panel.histogram.plotItem.titleLabel.text
+    assert "ground truth" in panel.suggest_button.toolTip()
+    assert panel.suggest() is False
+    assert state.policy.image == "auto"
     qtbot.wait(50)  # let the layout give the hidden plots' room to the histogram
     panel.grab().save(str(SHOTS / "metrics_no_gt.png"))
+
+
+def test_readable_when_small(qtbot, panel):
+    panel, _ = panel
+    panel.resize(330, 650)  # a right-hand dock of a 1024 x 700 window
+    qtbot.wait(50)
+    assert not panel.curves.side_by_side  # the curves stack instead of squeezing
+    for plot in (panel.roc_plot, panel.pr_plot, panel.histogram):
+        assert plot.width() >= 200 and plot.height() >= 160
+    assert panel.scroll.verticalScrollBar().maximum() > 0  # the rest is a scroll away
+    panel.resize(900, 820)
+    qtbot.wait(50)
+    assert panel.curves.side_by_side

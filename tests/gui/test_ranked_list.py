@@ -1,13 +1,30 @@
-"""RankedListPanel: rows, default order, filters, keyboard navigation, two-way selection."""
+"""RankedListPanel: rows, order, verdicts from the decision, known-good marks, filters, keys."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
-from musc_gui.panels.ranked_list import SCORE, SORT_ROLE, VERDICT, RankedListPanel
+from engine.decision import Decision, decide, outcome
+from engine.decision.thresholds import user_threshold
+from musc_gui.panels.ranked_list import (
+    NAME,
+    NAME_MIN,
+    SCORE,
+    SORT_ROLE,
+    THUMB,
+    TYPE,
+    VERDICT,
+    RankedListPanel,
+)
 from musc_gui.state import AppState
+
+
+def _decision_at(result, image_cut: float) -> Decision:
+    """The automatic decision with the image cut moved to ``image_cut``."""
+    auto = decide(result)
+    return Decision(user_threshold(image_cut, "image cut"), auto.pixel)
 
 
 @pytest.fixture
@@ -15,11 +32,12 @@ def panel(qtbot, scored_line):
     _, result = scored_line
     state = AppState()
     state.set_result(result)
-    state.set_threshold(float(np.median(result.image_scores)))
+    state.set_decision(_decision_at(result, float(np.median(result.image_scores))))
     widget = RankedListPanel(state)
     qtbot.addWidget(widget)
-    widget.resize(500, 600)
+    widget.resize(440, 600)
     widget.show()
+    qtbot.waitExposed(widget)
     return widget
 
 
@@ -33,18 +51,110 @@ def test_rows_equal_samples_sorted_worst_first(panel, scored_line):
     assert panel.proxy.data(panel.proxy.index(0, 0)) == 1  # rank 1 on top
 
 
-def test_fail_filter_and_threshold(panel, scored_line):
+def test_verdicts_and_fail_filter_follow_the_decision(panel, scored_line):
     _, result = scored_line
     state = panel.state
+    cut = state.decision.image.value
+    verdicts = {
+        i: panel.model.data(panel.model.index(i, VERDICT)) for i in range(len(result.samples))
+    }
+    assert verdicts == {
+        i: "FAIL" if s >= cut else "pass" for i, s in enumerate(result.image_scores)
+    }
     panel.filter_combo.setCurrentIndex(panel.filter_combo.findData("fail"))
     shown = panel.visible_samples()
-    assert shown and all(result.image_scores[i] >= state.threshold for i in shown)
-    assert len(shown) == int(np.sum(result.image_scores >= state.threshold))
-    state.set_threshold(float(result.image_scores.max()) + 1)  # nothing fails any more
-    assert panel.visible_samples() == []
+    assert shown and all(result.image_scores[i] >= cut for i in shown)
+    assert len(shown) == int(np.sum(result.image_scores >= cut))
+    state.set_decision(_decision_at(result, float(result.image_scores.max()) + 1))
+    assert panel.visible_samples() == []  # nothing fails any more
     panel.filter_combo.setCurrentIndex(panel.filter_combo.findData("pass"))
     assert len(panel.visible_samples()) == len(result.samples)
     assert panel.proxy.data(panel.proxy.index(0, VERDICT)) == "pass"
+    state.set_decision(None)  # no decision: no verdict, neither fail nor pass
+    assert panel.visible_samples() == []
+    assert panel.model.data(panel.model.index(0, VERDICT)) == "–"
+    assert "no decision" in panel.count_label.text()
+
+
+def test_count_line_with_ground_truth(panel, scored_line):
+    _, result = scored_line
+    counts = outcome(result, panel.state.decision)
+    assert counts.false_rejects is not None
+    expected = (f"{len(result.samples)} parts: {counts.passed} pass, {counts.failed} fail · "
+                f"FR {len(counts.false_rejects)}, escapes {len(counts.escapes)}")  # fmt: skip
+    assert panel.count_label.text() == expected
+    for name in counts.false_rejects + counts.escapes:
+        assert name in panel.count_label.toolTip()
+
+
+def test_verdict_column_readable_at_440_px(panel):
+    header = panel.table.horizontalHeader()
+    assert panel.width() == 440
+    assert header.visualIndex(VERDICT) <= 2  # right after rank and score
+    left = header.sectionViewportPosition(VERDICT)
+    right = left + header.sectionSize(VERDICT)
+    assert left >= 0 and right <= panel.table.viewport().width()
+    text = panel.table.fontMetrics().horizontalAdvance("Verdict")
+    assert header.sectionSize(VERDICT) >= text + 8  # neither header nor FAIL elided
+    assert not header.isSectionHidden(VERDICT)
+    assert header.sectionSize(NAME) >= NAME_MIN  # the name column keeps some room
+    assert not header.isSectionHidden(TYPE) and not header.isSectionHidden(THUMB)
+
+
+def test_narrow_panel_drops_type_then_thumbnail(panel):
+    header = panel.table.horizontalHeader()
+    # and back: a hidden column must not be taken for a narrow one
+    steps = ((320, False, True), (250, False, False), (320, False, True), (440, True, True))
+    for width, type_shown, thumb_shown in steps:
+        panel.resize(width, 600)
+        assert header.isSectionHidden(TYPE) is not type_shown, width
+        assert header.isSectionHidden(THUMB) is not thumb_shown, width
+        right = header.sectionViewportPosition(VERDICT) + header.sectionSize(VERDICT)
+        assert right <= panel.table.viewport().width()
+        assert header.sectionSize(NAME) >= NAME_MIN - 8, width
+        assert panel.table.horizontalScrollBar().maximum() == 0, f"scrolls sideways at {width}"
+
+
+def _marked(panel, sample: int) -> bool:
+    """Whether the name cell of ``sample`` carries the known-good check."""
+    icon = panel.model.data(panel.model.index(sample, NAME), Qt.ItemDataRole.DecorationRole)
+    tip = panel.model.data(panel.model.index(sample, NAME), Qt.ItemDataRole.ToolTipRole)
+    assert (icon is not None) == ("known-good" in tip)
+    return icon is not None and not icon.isNull()
+
+
+def test_mark_known_good(panel, scored_line, qtbot):
+    _, result = scored_line
+    state = panel.state
+    panel.table.setFocus()
+    state.set_current(2)
+    name = result.samples[2].name
+    with qtbot.waitSignal(state.policy_changed):
+        qtbot.keyClick(panel.table, Qt.Key.Key_G)
+    assert state.policy.reference == (name,)
+    assert _marked(panel, 2) and not _marked(panel, 5)
+    assert "1 known-good" in panel.count_label.text()
+    assert panel.toggle_known_good(5) is True
+    assert state.policy.reference == (name, result.samples[5].name)
+    qtbot.keyClick(panel.table, Qt.Key.Key_G)  # G again on the current part: unmarked
+    assert state.policy.reference == (result.samples[5].name,)
+    assert not _marked(panel, 2) and _marked(panel, 5)
+    assert panel.state.policy.image == "auto"  # only the reference changed
+
+
+def test_context_menu_offers_the_mark(panel, scored_line):
+    _, result = scored_line
+    rect = panel.table.visualRect(panel.proxy.index(1, NAME))
+    panel._context_menu(QPoint(rect.center()))
+    menu = panel.context_menu
+    assert [action.text() for action in menu.actions()] == ["Mark as known-good"]
+    assert panel.state.current == panel.visible_samples()[1]
+    menu.actions()[0].trigger()
+    menu.close()
+    assert panel.state.policy.reference == (result.samples[panel.state.current].name,)
+    panel._context_menu(QPoint(rect.center()))
+    assert [action.text() for action in menu.actions()] == ["Unmark known-good"]
+    menu.close()
 
 
 def test_type_filter(panel, scored_line):
@@ -87,7 +197,7 @@ def test_state_selects_row_and_header_sort(panel, scored_line):
 def test_thumbnails_load_lazily(panel, scored_line):
     from PySide6.QtGui import QPixmap
 
-    pixmap = panel.proxy.data(panel.proxy.index(0, 1), Qt.ItemDataRole.DecorationRole)
+    pixmap = panel.proxy.data(panel.proxy.index(0, THUMB), Qt.ItemDataRole.DecorationRole)
     assert isinstance(pixmap, QPixmap) and not pixmap.isNull()
     assert max(pixmap.width(), pixmap.height()) <= 40
 
