@@ -1,6 +1,6 @@
 """Known-good reference parts scored together with a batch (``--reference-good``).
 
-A reference defines "normal" for the decision model (docs/method.md §11): it is scored with the
+A reference defines "normal" for the decision model (docs/method.md §13): it is scored with the
 batch, so mutual scoring also sees more normal parts, and the thresholds come from it. It is
 given as a folder (any supported layout; one category) or as a glob of image files. A file that
 is already part of the batch is not added twice; it is simply marked as known-good.
