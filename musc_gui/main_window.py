@@ -1,18 +1,22 @@
-"""The main window: open a folder, score it in the background, browse and tune the results.
+"""The main window: layout, menus and the status bar; the work is the controller's.
 
-Layout: views in the central tab area (:meth:`MainWindow.add_view`), the ranked list docked on
-the left, parameters and the dataset summary docked on the right, progress in the status bar.
-Engine errors reach the user once, through :attr:`MainWindow.show_error` (tests replace it).
+Layout: a start page until a folder is open, then the views in the central tab area
+(:meth:`MainWindow.add_view`); the ranked list docked on the left; the Decision dock on the
+right above the metrics, parameters and dataset summary (tabbed); one progress bar, the ETA and
+the last run's wall time in the status bar. Every action goes to the :class:`SessionController`
+(:attr:`MainWindow.controller`). Engine errors reach the user once, through
+:attr:`MainWindow.show_error` (tests replace it). The window fits 1280 x 800 and works at
+1024 x 700.
 """
 
 from __future__ import annotations
 
-import time
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -23,99 +27,96 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QStackedWidget,
     QTabWidget,
     QWidget,
 )
 
 from engine.config import MuscConfig
-from engine.data.discover import discover_datasets
 from engine.data.samples import DatasetIndex
-from engine.errors import MuscError
-from engine.evaluation.thresholds import suggested_threshold
-from engine.progress import Progress
-from engine.session.results import ScoreResult
 from engine.session.session import InspectionSession
-from engine.session.stages import CACHED_STAGES
+from musc_gui.controller import SessionController
+from musc_gui.panels.decision_panel import DecisionPanel
 from musc_gui.panels.parameters import ParameterPanel
 from musc_gui.panels.ranked_list import RankedListPanel
 from musc_gui.panels.summary import SummaryPanel
+from musc_gui.preferences import recent_folders, remember_folder
 from musc_gui.report_actions import install_export_action
-from musc_gui.session_cache import restore_cached, run_and_save, update_run_and_save
+from musc_gui.run_progress import format_bytes, format_seconds
+from musc_gui.start_page import StartPage
 from musc_gui.state import AppState
-from musc_gui.worker import EngineRunner, error_message, rescore_now
+from musc_gui.worker import EngineRunner
 
-MAX_RECENT = 8
-BACKBONE_STAGE = "choose backbones"
+SIZE = (1280, 800)  # the default size; the minimum width stays at or below 1024
+RANKED_MIN_WIDTH = 320
+VIEWS_MIN_WIDTH = 380  # the central views squeeze their control rows below this
 
 
 class MainWindow(QMainWindow):
-    """MuSc Inspector's window; owns the ``InspectionSession`` and the background runner.
+    """MuSc Inspector's window.
 
     Attributes:
         state: The shared :class:`AppState` every panel and view is bound to.
-        session: The open dataset's session (None before a folder is opened).
+        controller: Runs the session, the cache, the decision and the exports.
         show_error: Callable taking one message; a modal box by default, replace it in tests.
-        last_rescore_s: Seconds the last live re-score took.
+        demo_root: Where "Open the demo" writes the synthetic line.
     """
 
     def __init__(self, config: MuscConfig | None = None, settings: QSettings | None = None):
         super().__init__()
         self.setWindowTitle("MuSc Inspector")
-        self.resize(1400, 860)
         self.setAcceptDrops(True)
         self.state = AppState(config)
-        self.session: InspectionSession | None = None
         self.settings = settings or QSettings("MuSc", "MuSc Inspector")
-        self.runner = EngineRunner(self)
+        self.controller = SessionController(self.state, self.settings, self)
+        self.controller.choose_category = lambda indexes: self.choose_category(indexes)
         self.show_error: Callable[[str], Any] = self._error_box
         self.choose_category: Callable[[list[DatasetIndex]], DatasetIndex | None] = self._ask
-        self.last_rescore_s = 0.0
-        self._notes: list[str] = []
-        self._queued: tuple[Callable, bool] | None = None
-        self._pending_cheap: dict[str, Any] = {}
-        self._stage_started: tuple[str, float] = ("", 0.0)
+        app_data = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+        self.demo_root = Path(app_data or Path.home() / ".musc-inspector") / "demo"
 
+        self.start_page = StartPage()
         self.views = QTabWidget()
         self.views.setDocumentMode(True)
-        self._placeholder = QLabel("Open a folder of parts to inspect (File → Open folder…).")
-        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.views.addTab(self._placeholder, "Start")
-        self.setCentralWidget(self.views)
+        self.views.setMinimumWidth(VIEWS_MIN_WIDTH)
+        self.central = QStackedWidget()
+        self.central.addWidget(self.start_page)
+        self.central.addWidget(self.views)
+        self.setCentralWidget(self.central)
 
         self.ranked = RankedListPanel(self.state)
+        self.ranked.setMinimumWidth(RANKED_MIN_WIDTH)
+        self.decision = DecisionPanel(self.state)
         self.parameters = ParameterPanel(self.state)
         self.summary = SummaryPanel(self.state)
-        self.ranked_dock = self.add_dock(
-            "Ranked parts", self.ranked, Qt.DockWidgetArea.LeftDockWidgetArea
-        )
-        self.summary_dock = self.add_dock(
-            "Dataset", self.summary, Qt.DockWidgetArea.RightDockWidgetArea
-        )
-        self.parameters_dock = self.add_dock(
-            "Parameters", self.parameters, Qt.DockWidgetArea.RightDockWidgetArea
-        )
-        self.tabifyDockWidget(self.summary_dock, self.parameters_dock)
-
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        self.ranked_dock = self.add_dock("Ranked parts", self.ranked,
+                                         Qt.DockWidgetArea.LeftDockWidgetArea)  # fmt: skip
+        self.decision_dock = self.add_dock("Decision", self.decision, right)
+        self.parameters_dock = self.add_dock("Parameters", self.parameters, right)
+        self.summary_dock = self.add_dock("Dataset", self.summary, right)
+        self.tabifyDockWidget(self.parameters_dock, self.summary_dock)
+        self.add_default_views()
         self._build_actions()
         self._build_status_bar()
-        self.parameters.cheap_changed.connect(self.live_rescore)
-        self.parameters.apply_requested.connect(self.apply_config)
-        self.runner.yielded.connect(self._progressed)
-        self.runner.returned.connect(self._returned)
-        self.runner.errored.connect(self._errored)
-        self.runner.aborted.connect(self._aborted)
-        self.runner.finished.connect(self._finished)
-        self.add_default_views()
-        self.summary_dock.raise_()
-        self.ranked.setMinimumWidth(440)
+        self._connect()
+        self._dataset_changed(None)
+        width, height = SIZE
+        screen = self.screen().availableGeometry() if self.screen() else None
+        if screen is not None:
+            width, height = min(width, screen.width()), min(height, screen.height())
+        self.resize(width, height)
+        # the Decision dock gets most of the right column: its verdicts and cuts are read often
+        vertical, horizontal = Qt.Orientation.Vertical, Qt.Orientation.Horizontal
+        self.resizeDocks([self.decision_dock, self.parameters_dock],
+                         [height * 11 // 20, height * 9 // 20], vertical)  # fmt: skip
+        self.resizeDocks([self.ranked_dock, self.decision_dock],
+                         [RANKED_MIN_WIDTH, width * 7 // 25], horizontal)  # fmt: skip
 
     # -- layout -------------------------------------------------------------------------------
 
     def add_view(self, name: str, widget: QWidget) -> QWidget:
-        """Add a central view (2D image, 3D cloud, ...) as a tab; removes the start page."""
-        index = self.views.indexOf(self._placeholder)
-        if index >= 0:
-            self.views.removeTab(index)
+        """Add a central view (2D image, 3D cloud, ...) as a tab."""
         self.views.addTab(widget, name)
         return widget
 
@@ -128,77 +129,119 @@ class MainWindow(QMainWindow):
         return dock
 
     def add_default_views(self) -> None:
-        """Add the 2D view, 3D view and metrics panel where their modules exist.
+        """Add the 2D view, the 3D view and the metrics panel where their modules load.
 
-        Each is optional so the window works while they are being written or when OpenGL is
-        missing; a failure is a note in the status bar, not a crash.
+        A view that fails to load is a note in the status bar, not a crash; the 3D tab shows
+        why it cannot draw instead (no OpenGL), and is there only for datasets with XYZ.
         """
-        candidates = (
-            ("2D", "musc_gui.views.image_view", "ImageView", None),
-            ("3D", "musc_gui.views.cloud_view", "CloudView", None),
-            (
-                "Metrics",
-                "musc_gui.panels.metrics_panel",
-                "MetricsPanel",
-                Qt.DockWidgetArea.RightDockWidgetArea,
-            ),
-        )
         self.optional_views: dict[str, QWidget] = {}
-        for name, module_name, class_name, area in candidates:
-            try:
-                module = __import__(module_name, fromlist=[class_name])
+        image_view = self._optional("2D", "musc_gui.views.image_view", "ImageView")
+        if image_view is not None:
+            self.add_view("2D", image_view)
+        self.cloud_tab = self._optional("3D", "musc_gui.views.cloud_view", "CloudView")
+        metrics = self._optional("Metrics", "musc_gui.panels.metrics_panel", "MetricsPanel")
+        if metrics is not None:
+            dock = self.add_dock("Metrics", metrics, Qt.DockWidgetArea.RightDockWidgetArea)
+            self.tabifyDockWidget(self.parameters_dock, dock)
+            dock.raise_()
+
+    def _optional(self, name: str, module_name: str, class_name: str) -> QWidget | None:
+        module = None
+        try:
+            module = importlib.import_module(module_name)
+            problem = getattr(module, "opengl_problem", lambda: None)()
+            if not problem:
                 widget = getattr(module, class_name)(self.state)
-            except Exception as error:  # optional views must not stop the app
-                self.statusBar().showMessage(f"{name} view unavailable: {error}", 5000)
-                continue
-            self.optional_views[name] = widget
-            if area is None:
-                self.add_view(name, widget)
-            else:
-                dock = self.add_dock(name, widget, area)
-                self.tabifyDockWidget(self.parameters_dock, dock)
+                self.optional_views[name] = widget
+                return widget
+        except Exception as error:  # optional views must not stop the app
+            problem = str(error) or error.__class__.__name__
+        self.statusBar().showMessage(f"{name} view unavailable: {problem}", 8000)
+        if name != "3D":
+            return None
+        words = getattr(module, "unavailable_text", None)
+        reason = QLabel(words(problem) if words else f"3D view unavailable: {problem}")
+        reason.setWordWrap(True)
+        reason.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        return reason
 
     def _build_actions(self) -> None:
-        self.open_action = QAction("&Open folder…", self, shortcut=QKeySequence.StandardKey.Open)
-        self.open_action.triggered.connect(self.open_dialog)
-        self.cancel_action = QAction("&Cancel", self, shortcut=QKeySequence("Esc"))
-        self.cancel_action.triggered.connect(self.cancel)
-        self.cancel_action.setEnabled(False)
-        self.rerun_action = QAction("&Re-run", self, shortcut=QKeySequence("F5"))
-        self.rerun_action.triggered.connect(lambda: self.start_run(None))
-        self.rerun_action.setEnabled(False)
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
+        def action(text: str, slot: Callable, shortcut: Any = None) -> QAction:
+            made = QAction(text, self)
+            if shortcut is not None:
+                made.setShortcut(QKeySequence(shortcut))
+            made.triggered.connect(slot)
+            return made
+
+        self.open_action = action("&Open folder…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self.demo_action = action("Open the &demo", self.open_demo)
+        self.cancel_action = action("&Cancel", self.cancel, "Esc")
+        self.rerun_action = action("&Re-run", self.rerun, "F5")
+        self.rerun_action.setToolTip("Rescan the folder and score what is new or changed (F5)")
+        self.clear_cache_action = action("Clear session &cache", self.clear_cache)
+        quit_action = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         file_menu = self.file_menu = self.menuBar().addMenu("&File")
-        file_menu.addAction(self.open_action)
+        file_menu.addActions([self.open_action, self.demo_action])
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.export_action = install_export_action(self, file_menu)
         file_menu.addSeparator()
+        file_menu.addAction(self.clear_cache_action)
+        file_menu.aboutToShow.connect(self._show_cache_usage)
+        file_menu.addSeparator()
         file_menu.addAction(quit_action)
         run_menu = self.menuBar().addMenu("&Run")
-        run_menu.addAction(self.rerun_action)
-        run_menu.addAction(self.cancel_action)
+        run_menu.addActions([self.rerun_action, self.cancel_action])
         view_menu = self.menuBar().addMenu("&View")
-        for dock in (self.ranked_dock, self.summary_dock, self.parameters_dock):
+        for dock in self.findChildren(QDockWidget):
             view_menu.addAction(dock.toggleViewAction())
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("Main")
-        for action in (self.open_action, self.rerun_action, self.cancel_action, self.export_action):
-            toolbar.addAction(action)
+        toolbar.addActions([self.open_action, self.rerun_action, self.cancel_action,
+                            self.export_action])  # fmt: skip
         self._fill_recent()
 
     def _build_status_bar(self) -> None:
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
+        self.progress.setMaximumWidth(220)
         self.progress.setRange(0, 1000)
         self.progress_label = QLabel()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
+        self.run_time_label = QLabel()
+        self.run_time_label.setToolTip("Wall-clock time of the last scoring run, start to result")
         for widget in (self.progress_label, self.progress, self.cancel_button):
             self.statusBar().addPermanentWidget(widget)
             widget.hide()
+        self.statusBar().addPermanentWidget(self.run_time_label)
 
-    # -- opening ------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        controller = self.controller
+        controller.busy_changed.connect(self._busy_changed)
+        controller.progressed.connect(self._progressed)
+        controller.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        controller.failed.connect(lambda text: self.show_error(text))
+        controller.notes_changed.connect(self.summary.set_session_info)
+        controller.ran.connect(
+            lambda s: self.run_time_label.setText(f"Last run: {format_seconds(s)} (wall clock)")
+        )
+        self.parameters.cheap_changed.connect(lambda changes: controller.set_cheap(**changes))
+        self.parameters.apply_requested.connect(self.apply_config)
+        self.state.dataset_changed.connect(self._dataset_changed)
+        self.start_page.open_requested.connect(self.open_dialog)
+        self.start_page.demo_requested.connect(self.open_demo)
+        self.start_page.recent_requested.connect(self.open_folder)
+
+    # -- what the user does -------------------------------------------------------------------
+
+    @property
+    def session(self) -> InspectionSession | None:
+        """The open dataset's session (the controller's)."""
+        return self.controller.session
+
+    @property
+    def runner(self) -> EngineRunner:
+        """The controller's scoring runner (tests and scripts wait on it)."""
+        return self.controller.runner
 
     def open_dialog(self) -> None:
         """Ask for a folder and open it."""
@@ -207,59 +250,76 @@ class MainWindow(QMainWindow):
             self.open_folder(folder)
 
     def open_folder(self, folder: str | Path) -> bool:
-        """Index ``folder``, show its summary and start scoring in the background.
-
-        Returns:
-            Whether a dataset was opened (errors are shown through :attr:`show_error`).
-        """
-        try:
-            indexes = discover_datasets(folder)
-        except (MuscError, OSError) as error:
-            self.show_error(error_message(error))
+        """Open ``folder``: restored from the cache, or scored in the background."""
+        if not self.controller.open_folder(folder):
             return False
-        dataset = indexes[0] if len(indexes) == 1 else self.choose_category(indexes)
-        if dataset is None:
-            return False
-        if self.runner.running:  # the old session's result is not wanted any more
-            self.runner.cancel()
-            self.runner.wait()
-        self._queued = None
-        self.session = InspectionSession(dataset, self.state.config)
-        self._notes = []
-        self.state.set_dataset(dataset)
-        self._remember(Path(folder))
-        self.setWindowTitle(f"MuSc Inspector — {dataset.category}")
-        if not restore_cached(self, dataset):
-            self.start_run(self._first_run_steps(self.session))
+        self.start_page.set_recent(remember_folder(self.settings, folder))
+        self._fill_recent()
+        self.setWindowTitle(f"MuSc Inspector — {self.state.dataset.category}")
         return True
 
-    def _first_run_steps(self, session: InspectionSession) -> Callable:
-        def steps():
-            key = session.config  # the cache key: backbones possibly still on "auto"
-            yield Progress(BACKBONE_STAGE, 0, 1, "choosing backbones")
-            lines = session.choose_backbones()  # may probe the network: not in the GUI thread
-            yield Progress(BACKBONE_STAGE, 1, 1, "\n".join(lines))
-            return (yield from run_and_save(session, key))
+    def open_demo(self) -> bool:
+        """Write the synthetic demo line into :attr:`demo_root` (once) and open it."""
+        from engine.data.demo import write_demo_dataset
 
-        return steps
+        folder = self.demo_root / "synthetic_line"
+        if not folder.is_dir():
+            self.statusBar().showMessage(f"Writing the demo line to {folder}…")
+            folder = write_demo_dataset(self.demo_root)
+        return self.open_folder(folder)
 
-    def _ask(self, indexes: list[DatasetIndex]) -> DatasetIndex | None:
-        names = [index.category for index in indexes]
-        name, ok = QInputDialog.getItem(self, "Category", "This folder holds several "
-                                        "categories; open which one?", names, 0, False)  # fmt: skip
-        return indexes[names.index(name)] if ok else None
+    def rerun(self) -> bool:
+        """Rescan the folder and score again (F5); only new and changed parts are extracted."""
+        return self.controller.rerun()
 
-    def _remember(self, folder: Path) -> None:
-        recent = [str(folder.resolve())] + [
-            f for f in self.recent_folders() if f != str(folder.resolve())
-        ]
-        self.settings.setValue("recent", recent[:MAX_RECENT])
-        self._fill_recent()
+    def cancel(self) -> None:
+        """Stop the running computation at its next step."""
+        self.controller.cancel()
+
+    def apply_config(self, config: MuscConfig) -> None:
+        """Switch to ``config`` and recompute only the stages it invalidates."""
+        self.controller.apply_config(config)
+
+    def live_rescore(self, changes: dict[str, Any]) -> None:
+        """Re-score with changed cheap fields in the background (see ``set_cheap``)."""
+        self.controller.set_cheap(**changes)
+
+    def clear_cache(self) -> int | None:
+        """Delete the cached sessions; the status bar says how much was freed."""
+        return self.controller.clear_cache()
 
     def recent_folders(self) -> list[str]:
-        """Recently opened folders, newest first (from QSettings)."""
-        value = self.settings.value("recent", [])
-        return [value] if isinstance(value, str) else list(value or [])
+        """Recently opened folders, newest first."""
+        return recent_folders(self.settings)
+
+    # -- reactions ----------------------------------------------------------------------------
+
+    def _dataset_changed(self, dataset: DatasetIndex | None) -> None:
+        self.central.setCurrentWidget(self.views if dataset is not None else self.start_page)
+        self.start_page.set_recent(self.recent_folders())
+        index = self.views.indexOf(self.cloud_tab) if self.cloud_tab is not None else -1
+        if dataset is not None and dataset.has_xyz and index < 0 and self.cloud_tab is not None:
+            self.add_view("3D", self.cloud_tab)
+        elif (dataset is None or not dataset.has_xyz) and index >= 0:
+            self.views.removeTab(index)
+        self._busy_changed(self.controller.busy)
+
+    def _busy_changed(self, busy: bool) -> None:
+        for widget in (self.progress_label, self.progress, self.cancel_button):
+            widget.setVisible(busy)
+        if busy:
+            self.progress.setValue(0)
+        self.cancel_action.setEnabled(busy)
+        self.rerun_action.setEnabled(self.state.dataset is not None and not self.controller.scoring)
+
+    def _progressed(self, fraction: float, text: str) -> None:
+        self.progress.setValue(round(fraction * 1000))
+        self.progress_label.setText(text)
+
+    def _show_cache_usage(self) -> None:
+        usage = self.controller.cache_usage()
+        shown = f" ({format_bytes(usage)})" if usage is not None else ""
+        self.clear_cache_action.setText(f"Clear session &cache{shown}")
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -267,6 +327,15 @@ class MainWindow(QMainWindow):
             action = self.recent_menu.addAction(folder)
             action.triggered.connect(lambda _=False, f=folder: self.open_folder(f))
         self.recent_menu.setEnabled(bool(self.recent_folders()))
+
+    def _ask(self, indexes: list[DatasetIndex]) -> DatasetIndex | None:
+        names = [index.category for index in indexes]
+        name, ok = QInputDialog.getItem(self, "Category", "This folder holds several "
+                                        "categories; open which one?", names, 0, False)  # fmt: skip
+        return indexes[names.index(name)] if ok else None
+
+    def _error_box(self, message: str) -> None:
+        QMessageBox.critical(self, "MuSc Inspector", message)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         """Accept a dragged local folder."""
@@ -288,114 +357,7 @@ class MainWindow(QMainWindow):
                 return path
         return None
 
-    # -- running ------------------------------------------------------------------------------
-
-    def start_run(self, steps: Callable | None) -> bool:
-        """Run ``steps`` (default ``session.run``) in the background; queue it if one runs."""
-        if self.session is None:
-            return False
-        if self.runner.running:
-            self._queued = (steps, True)
-            self.runner.cancel()
-            return False
-        self._stage_started = ("", time.perf_counter())
-        for widget in (self.progress_label, self.progress, self.cancel_button):
-            widget.show()
-        self.progress.setValue(0)
-        self.cancel_action.setEnabled(True)
-        self.rerun_action.setEnabled(False)
-        self.runner.start(self.session, steps)
-        return True
-
-    def cancel(self) -> None:
-        """Stop the running computation at its next step."""
-        self._queued = None
-        self.runner.cancel()
-        self.progress_label.setText("Cancelling…")
-
-    def apply_config(self, config: MuscConfig) -> None:
-        """Switch to ``config`` and recompute only the stages it invalidates."""
-        self.state.set_config(config)
-        if self.session is not None:
-            self.start_run(update_run_and_save(self.session, config))
-
-    def live_rescore(self, changes: dict[str, Any]) -> None:
-        """Re-score from cached tables now (GUI thread: milliseconds); deferred during a run."""
-        self.state.config = self.state.config.replace(**changes)
-        if self.session is None or self.session.result is None or self.runner.running:
-            self._pending_cheap.update(changes)
-            return
-        try:
-            result, self.last_rescore_s = rescore_now(self.session, changes)
-        except (MuscError, ValueError) as error:
-            self.show_error(error_message(error))
-            return
-        self.state.set_result(result)
-        self.statusBar().showMessage(f"Re-scored in {self.last_rescore_s * 1000:.0f} ms", 3000)
-
-    def _progressed(self, event: Progress) -> None:
-        if event.stage == BACKBONE_STAGE and event.done == event.total:
-            self._notes = [line for line in event.message.splitlines() if line]
-            if self.session is not None:
-                self.summary.set_session_info(self._notes, self.session.skipped,
-                                              self.session.warnings)  # fmt: skip
-            return
-        now = time.perf_counter()
-        if event.stage != self._stage_started[0]:
-            self._stage_started = (event.stage, now)
-        elapsed = now - self._stage_started[1]
-        fraction = event.fraction
-        eta = ""
-        if 0 < fraction < 1 and elapsed > 0.5:
-            eta = f" — about {elapsed / fraction * (1 - fraction):.0f} s left"
-        total = f" {event.done}/{event.total}" if event.total > 0 else ""
-        self.progress.setValue(int(fraction * 1000))
-        self.progress_label.setText(f"{event.stage}{total}{eta}")
-
-    def _returned(self, result: ScoreResult) -> None:
-        session = self.session
-        if session is None:
-            return
-        first = self.state.result is None
-        self.state.set_config(session.config)  # auto backbones are now resolved
-        if first:
-            labels = result.labels if all(v is not None for v in result.labels) else None
-            threshold, _how = suggested_threshold(result.image_scores, labels)
-            self.state.set_threshold(threshold)
-        self.state.set_result(result)
-        if self.state.current < 0 and len(result.samples):
-            self.state.set_current(int(result.ranking()[0]))
-        self.summary.set_session_info(self._notes, session.skipped, session.warnings)
-        # the stages only: sub-stage timings are nested inside them
-        seconds = sum(result.timings.get(stage, 0.0) for stage in CACHED_STAGES)
-        self.statusBar().showMessage(
-            f"Scored {len(result.samples)} parts ({result.modality}) in {seconds:.1f} s", 10000
-        )
-
-    def _errored(self, message: str) -> None:
-        self.show_error(message)
-
-    def _aborted(self) -> None:
-        self.statusBar().showMessage("Cancelled; press F5 to run again", 10000)
-
-    def _finished(self) -> None:
-        for widget in (self.progress_label, self.progress, self.cancel_button):
-            widget.hide()
-        self.cancel_action.setEnabled(False)
-        self.rerun_action.setEnabled(self.session is not None)
-        if self._queued is not None:
-            steps, _ = self._queued
-            self._queued = None
-            self.start_run(steps)
-        elif self._pending_cheap and self.session is not None and self.session.result:
-            changes, self._pending_cheap = self._pending_cheap, {}
-            self.live_rescore(changes)
-
-    def _error_box(self, message: str) -> None:
-        QMessageBox.critical(self, "MuSc Inspector", message)
-
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Stop a running computation before closing."""
-        self.runner.cancel()
-        self.runner.wait()
+        """Stop running work before closing."""
+        self.controller.shutdown()
         super().closeEvent(event)

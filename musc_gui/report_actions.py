@@ -1,46 +1,144 @@
-"""File → Export report: folder dialog, overwrite question, errors shown once."""
+"""File → Export report: a dialog (where, lot, operator), 3D snapshots, and the export job.
+
+The export itself runs on the controller's export worker (:func:`export_job`): metrics, masks,
+PLY and the PDF of a large batch take seconds to minutes, and the window stays usable meanwhile.
+Only the 3D snapshots are taken first, in the GUI thread, because they need the OpenGL view.
+Each export writes a new subfolder of the chosen folder (``musc_gui.export.export_steps``), so
+nothing is ever overwritten and there is no overwrite question.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Generator
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QBuffer, QIODevice
+from PySide6.QtCore import QBuffer, QIODevice, QSettings
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QFileDialog, QMenu
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QWidget,
+)
 
-from engine.errors import MuscError
-from musc_gui.export import export_report
+from engine.progress import Progress
+from musc_gui.preferences import export_meta, remember_export_meta
 
 if TYPE_CHECKING:
     from musc_gui.main_window import MainWindow
 
+METRICS_STAGE = "metrics"
+FOLDER_KEY = "export/folder"
 
-def export_to(
-    window: MainWindow,
-    folder: str | Path,
-    ask_overwrite: Callable[[list[Path]], bool] | None = None,
-) -> list[Path] | None:
-    """Write the defect report of the current result into ``folder``.
 
-    Returns:
-        The written files; None when the user kept existing files or the export failed (the
-        failure is shown once through ``window.show_error``, the results stay in the window).
+def export_job(
+    result: Any,
+    dataset: Any,
+    decision: Any,
+    folder: Path,
+    *,
+    lot: str = "",
+    operator: str = "",
+    snapshots: dict[str, bytes] | None = None,
+) -> Callable:
+    """The steps of one export, for a worker thread: metrics, then ``export_steps``.
+
+    Raises:
+        ImportError: The report modules lack ``ReportMeta`` or ``export_steps``.
     """
+    from engine.evaluation.evaluate import evaluate_all
+    from engine.outputs.report import ReportMeta
+    from musc_gui.export import export_steps
+
+    meta = ReportMeta(created=datetime.now().astimezone(), lot=lot, operator=operator)
+
+    def steps() -> Generator[Progress, None, list[Path]]:
+        yield Progress(METRICS_STAGE, 0, 1, "computing metrics")
+        metrics = evaluate_all(result)
+        yield Progress(METRICS_STAGE, 1, 1)
+        return (yield from export_steps(result, metrics, dataset, decision, meta, folder,
+                                        snapshots=snapshots))  # fmt: skip
+
+    return steps
+
+
+def written_folder(written: list[Path], parent: Path) -> Path:
+    """The folder an export wrote into (the new subfolder of ``parent``)."""
     try:
-        snapshots = capture_3d_snapshots(window)
-        written = export_report(
-            window, window.state, folder, ask_overwrite=ask_overwrite, snapshots=snapshots
+        return Path(os.path.commonpath([str(p) for p in written])) if written else parent
+    except ValueError:  # different drives
+        return parent
+
+
+class ExportDialog(QDialog):
+    """Where to export, and the lot and operator printed on the report (both remembered)."""
+
+    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export the defect report")
+        self.settings = settings
+        lot, operator = export_meta(settings)
+        self.folder = QLineEdit(str(settings.value(FOLDER_KEY, "") or Path.home()))
+        browse = QPushButton("…")
+        browse.setMaximumWidth(36)
+        browse.setToolTip("Choose the folder; the report goes into a new subfolder of it")
+        browse.clicked.connect(self._browse)
+        self.lot, self.operator = QLineEdit(lot), QLineEdit(operator)
+        self.lot.setPlaceholderText("e.g. L2024-117 (optional)")
+        self.operator.setPlaceholderText("who inspected (optional)")
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
-    except (MuscError, OSError) as error:
-        window.show_error(f"Could not export the report to {folder}: {error}")
-        return None
-    if written is None:
-        window.statusBar().showMessage("Export cancelled; existing files were kept", 8000)
-    else:
-        window.statusBar().showMessage(f"Wrote {len(written)} files to {folder}", 10000)
-    return written
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.setMinimumWidth(460)
+        form = QFormLayout(self)
+        form.addRow(QLabel("The report (PDF, HTML, CSV, JSON, masks) goes into a new subfolder; "
+                           "nothing is overwritten."))  # fmt: skip
+        form.addRow("Folder", row)
+        form.addRow("Lot", self.lot)
+        form.addRow("Operator", self.operator)
+        form.addRow(buttons)
+
+    def _browse(self) -> None:
+        where = self.folder.text()
+        folder = QFileDialog.getExistingDirectory(self, "Export the report into", where)
+        if folder:
+            self.folder.setText(folder)
+
+    def values(self) -> tuple[str, str, str]:
+        """(folder, lot, operator) as typed, stripped."""
+        return self.folder.text().strip(), self.lot.text().strip(), self.operator.text().strip()
+
+    def accept(self) -> None:
+        """Remember the folder, lot and operator, then close."""
+        folder, lot, operator = self.values()
+        if not folder:
+            self.folder.setFocus()
+            return
+        self.settings.setValue(FOLDER_KEY, folder)
+        remember_export_meta(self.settings, lot, operator)
+        super().accept()
+
+
+def start_export(window: MainWindow, folder: str | Path, lot: str = "", operator: str = "") -> bool:
+    """Take the 3D snapshots, then export in the background; returns whether it started."""
+    snapshots = capture_3d_snapshots(window)
+    return window.controller.export(folder, lot=lot, operator=operator, snapshots=snapshots)
 
 
 def capture_3d_snapshots(window: MainWindow) -> dict[str, bytes]:
@@ -81,12 +179,12 @@ def install_export_action(window: MainWindow, menu: QMenu) -> QAction:
     action = QAction("&Export report…", window, shortcut=QKeySequence("Ctrl+E"))
     action.setEnabled(False)
 
-    def choose_and_export() -> None:
-        folder = QFileDialog.getExistingDirectory(window, "Export the defect report to")
-        if folder:
-            export_to(window, folder)
+    def ask_and_export() -> None:
+        dialog = ExportDialog(window.settings, window)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            start_export(window, *dialog.values())
 
-    action.triggered.connect(choose_and_export)
+    action.triggered.connect(ask_and_export)
     window.state.result_changed.connect(lambda result: action.setEnabled(result is not None))
     menu.addAction(action)
     return action

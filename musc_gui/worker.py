@@ -6,9 +6,10 @@ lives in its own :class:`QThread` and forwards those events as past-tense Qt sig
 
     started -> yielded(Progress)* -> returned(result) | errored(message) | aborted -> finished
 
-Cheap re-scores (``InspectionSession.rescore``) take milliseconds on cached distance tables, so
-they run synchronously in the GUI thread through :func:`rescore_now` (see its docstring for the
-measured times) instead of paying a thread hop per slider tick.
+Cheap re-scores run here too (``musc_gui.session_cache.rescore_steps``): a few milliseconds on
+the synthetic line, but a large batch (hundreds of parts at a fine map grid) takes long enough
+to freeze the window, and the controller throttles them so a thread start per slider tick is
+never paid. :func:`rescore_now` is the same re-score, synchronous, for scripts and benchmarks.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ class EngineRunner(RunSignals):
 
         Args:
             session: An ``InspectionSession``; its ``cancel`` token is replaced by a fresh one.
+                None for work that belongs to no session (an export); ``steps`` is required.
             steps: Callable returning the generator to drive.
 
         Raises:
@@ -129,8 +131,10 @@ class EngineRunner(RunSignals):
         """
         if self.running:
             raise RuntimeError("a run is already in progress; cancel it first")
-        session.cancel = CancelToken()
-        worker = EngineWorker(steps or session.run, session.cancel)
+        token = CancelToken()
+        if session is not None:
+            session.cancel = token
+        worker = EngineWorker(steps or session.run, token)
         thread = QThread()
         worker.moveToThread(thread)
         thread.started.connect(worker.work)
@@ -167,10 +171,6 @@ class EngineRunner(RunSignals):
 
 def rescore_now(session: Any, changes: dict[str, Any]) -> tuple[Any, float]:
     """Apply cheap config changes and re-score synchronously from cached tables.
-
-    Runs in the calling (GUI) thread on purpose: on the synthetic 2D+3D test line a re-score
-    takes a few milliseconds (see tests/gui/test_worker.py), far below the 1 s budget for
-    N ~ 50, and a thread hop per slider tick would only add latency and ordering issues.
 
     Args:
         session: An ``InspectionSession`` that completed a run.

@@ -1,77 +1,128 @@
 """File → Export report from the main window, and ``musc-gui --demo``.
 
-The 3D snapshots of the report are checked twice: with a stand-in for the OpenGL widget
-(offscreen, the capture logic) and with the real pyqtgraph.opengl view under Xvfb (the pictures).
+The export runs on the controller's export worker; ``export_steps`` is replaced by a recorder
+where the test is about the window's side (thread, progress, lot and operator). The 3D
+snapshots of the report are checked twice: with a stand-in for the OpenGL widget (offscreen,
+the capture logic) and with the real pyqtgraph.opengl view under Xvfb (the pictures).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-from html.parser import HTMLParser
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
+from engine.progress import Progress
 from musc_gui.main_window import MainWindow
-from musc_gui.report_actions import export_to
+from musc_gui.report_actions import ExportDialog, start_export
 from tests.gui.xvfb import run_on_display
 
 SHOTS = Path(os.environ.get("MUSC_GUI_SHOTS", "/tmp/gui_shots"))
+TIMEOUT = 120_000
 
 
-class _Text(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.text: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def _window_with_result(qtbot, scored_line) -> MainWindow:
-    session, result = scored_line
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.errors = []
-    window.show_error = window.errors.append
-    window.state.dataset = session.dataset
-    window.state.set_threshold(float(sorted(result.image_scores)[-4]))  # the top 4 fail
-    window.state.set_result(result)
-    return window
+@pytest.fixture
+def window(make_window, fresh_session) -> MainWindow:
+    """A window showing the scored line, its top 4 parts failing."""
+    made = make_window()
+    made.controller.adopt(fresh_session)
+    scores = made.state.result.image_scores
+    made.state.set_policy(made.state.policy.replace(image=float(sorted(scores)[-4])))
+    return made
 
 
-def test_export_writes_a_report_naming_each_failing_part(qtbot, scored_line, tmp_path: Path):
-    window = _window_with_result(qtbot, scored_line)
-    assert window.export_action.isEnabled()
-    written = export_to(window, tmp_path / "report")
-    assert written and not window.errors
-    result = scored_line[1]
-    relative = {p.relative_to(tmp_path / "report").as_posix() for p in written}
-    assert {"report.pdf", "report.html", "report.csv", "report.json"} <= relative
-    assert {f"masks/{name}.png" for name in result.names} <= relative
-    assert any(name.startswith("ply/") and name.endswith(".ply") for name in relative)
-    html = next(p for p in written if p.suffix == ".html")
-    parser = _Text()
-    parser.feed(html.read_text())
-    text = " ".join(parser.text)
-    for index in result.ranking()[:4]:
-        assert result.samples[index].name in text
-    pdf = next(p for p in written if p.suffix == ".pdf")
-    assert pdf.read_bytes().startswith(b"%PDF")
+@pytest.fixture
+def recorder(monkeypatch):
+    """Replaces ``export_steps``: records its thread and arguments, yields three steps."""
+    import musc_gui.export as export
+
+    calls = []
+
+    def export_steps(result, metrics, dataset, decision, meta, parent, *, snapshots=None):
+        call = SimpleCall(threading.current_thread(), decision, meta, Path(parent), metrics)
+        call.snapshots = dict(snapshots or {})
+        calls.append(call)
+        folder = Path(parent) / "report_1"
+        folder.mkdir(parents=True)
+        for step in range(3):
+            time.sleep(0.05)
+            yield Progress("build report", step + 1, 3)
+        (folder / "report.pdf").write_bytes(b"%PDF")
+        return [folder / "report.pdf", folder / "report.csv"]
+
+    monkeypatch.setattr(export, "export_steps", export_steps, raising=False)
+    return calls
 
 
-def test_export_keeps_existing_files_when_the_user_says_no(qtbot, scored_line, tmp_path: Path):
-    window = _window_with_result(qtbot, scored_line)
-    first = export_to(window, tmp_path)
-    before = {p: p.stat().st_mtime_ns for p in first}
-    assert export_to(window, tmp_path, ask_overwrite=lambda paths: False) is None
-    assert {p: p.stat().st_mtime_ns for p in first} == before
+class SimpleCall:
+    def __init__(self, thread, decision, meta, parent, metrics) -> None:
+        self.thread, self.decision, self.meta = thread, decision, meta
+        self.parent, self.metrics = parent, metrics
 
 
-def test_export_to_an_unwritable_place_is_reported_once(qtbot, scored_line):
-    window = _window_with_result(qtbot, scored_line)
-    assert export_to(window, "/proc/musc-report") is None
-    assert len(window.errors) == 1 and "/proc/musc-report" in window.errors[0]
-    assert window.state.result is scored_line[1]  # nothing computed is lost
+def test_export_runs_off_the_gui_thread_with_progress(qtbot, window, recorder, tmp_path):
+    values = []
+    window.progress.valueChanged.connect(values.append)
+    shown = []
+    window.controller.busy_changed.connect(lambda busy: shown.append(window.progress.isVisible()))
+    with qtbot.waitSignal(window.controller.exported, timeout=TIMEOUT) as blocker:
+        assert start_export(window, tmp_path, "L-42", "Ann")
+    assert len(recorder) == 1 and recorder[0].thread is not threading.main_thread()
+    call = recorder[0]
+    assert call.decision is window.state.decision and call.parent == tmp_path
+    assert (call.meta.lot, call.meta.operator) == ("L-42", "Ann") and "metrics" in call.metrics
+    assert shown[0] is True and max(values) >= 999  # the bar showed the export's steps
+    assert blocker.args[0][0].name == "report.pdf"
+    qtbot.waitUntil(lambda: window.controller.idle, timeout=5000)
+    assert window.progress.isHidden() and window.errors == []
+    assert "Wrote 2 files to" in window.statusBar().currentMessage()
+    assert str(tmp_path / "report_1") in window.statusBar().currentMessage()
+
+
+def test_export_failure_is_shown_once_and_keeps_the_result(qtbot, window, monkeypatch, tmp_path):
+    import musc_gui.export as export
+
+    def broken(*args, **kwargs):
+        yield Progress("build report", 0, 1)
+        raise OSError(28, "No space left on device", str(tmp_path / "report_1"))
+
+    monkeypatch.setattr(export, "export_steps", broken, raising=False)
+    result = window.state.result
+    with qtbot.waitSignal(window.controller.exporter.finished, timeout=TIMEOUT):
+        start_export(window, tmp_path)
+    assert len(window.errors) == 1 and "No space left" in window.errors[0]
+    assert window.state.result is result  # nothing computed is lost
+
+
+def test_export_dialog_remembers_folder_lot_and_operator(qtbot, settings, tmp_path):
+    dialog = ExportDialog(settings)
+    qtbot.addWidget(dialog)
+    dialog.folder.setText(str(tmp_path))
+    dialog.lot.setText(" L-7 ")
+    dialog.operator.setText("Bo")
+    dialog.accept()
+    again = ExportDialog(settings)
+    qtbot.addWidget(again)
+    assert again.values() == (str(tmp_path), "L-7", "Bo")
+
+
+def test_export_writes_a_report_folder_for_real(qtbot, window, tmp_path):
+    """The real ``export_steps`` from the window's worker: a new folder with the PDF in it."""
+    with qtbot.waitSignal(window.controller.exported, timeout=TIMEOUT) as blocker:
+        start_export(window, tmp_path, "L-1", "Cy")
+    written = blocker.args[0]
+    names = {p.name for p in written}
+    assert "report.pdf" in names and "report.html" in names
+    pdf = next(p for p in written if p.name == "report.pdf")
+    assert pdf.parent.parent == tmp_path and pdf.read_bytes().startswith(b"%PDF")
+    html = next(p for p in written if p.name == "report.html").read_text()
+    for index in window.state.result.ranking()[:4]:
+        assert window.state.result.samples[index].name in html
+    assert "L-1" in html and window.errors == []
 
 
 def test_demo_flag_writes_and_opens_the_bundled_line(monkeypatch, qtbot, tmp_path: Path):
@@ -85,12 +136,11 @@ def test_demo_flag_writes_and_opens_the_bundled_line(monkeypatch, qtbot, tmp_pat
     assert len(list((tmp_path / "synthetic_line" / "test").glob("*/xyz/*.tiff"))) == 27
 
 
-def test_report_embeds_a_3d_snapshot_per_failing_part(qtbot, scored_line, tmp_path: Path):
+def test_report_embeds_a_3d_snapshot_per_failing_part(qtbot, window, recorder, tmp_path: Path):
     from PySide6.QtGui import QColor, QImage
 
     from musc_gui.report_actions import capture_3d_snapshots
 
-    window = _window_with_result(qtbot, scored_line)
     shown = []
 
     class _FakeGL:  # stands in for the OpenGL widget, which needs a real display
@@ -106,36 +156,37 @@ def test_report_embeds_a_3d_snapshot_per_failing_part(qtbot, scored_line, tmp_pa
     window.optional_views["3D"] = _FakeCloudView()
     window.state.set_current(0)
     snapshots = capture_3d_snapshots(window)
-    result = scored_line[1]
+    result = window.state.result
     failing = [i for i in result.ranking() if result.image_scores[i] >= window.state.threshold]
     with_points = [result.samples[i].name for i in failing if result.points[i] is not None]
     assert sorted(snapshots) == sorted(with_points) and shown
     assert all(png.startswith(b"\x89PNG") for png in snapshots.values())
     assert window.state.current == 0  # the selection is restored
-    written = export_to(window, tmp_path / "report")
-    html = next(p for p in written if p.suffix == ".html").read_text()
-    assert html.count("data:image/png;base64") >= 3 * len(with_points)
+    with qtbot.waitSignal(window.controller.exported, timeout=TIMEOUT):
+        start_export(window, tmp_path)
+    assert recorder and sorted(recorder[0].snapshots) == sorted(with_points)
 
 
 # ---- the same snapshots from the real OpenGL view, under Xvfb ---------------------------
 _SNAPSHOT_SCRIPT = r"""
 import json, pickle, sys
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 from scipy.spatial import cKDTree
 app = QApplication([])
 from musc_gui.main_window import MainWindow
 from musc_gui.report_actions import capture_3d_snapshots
-from musc_gui.views.cloud_view import point_levels, score_colors
 result, dataset, threshold = pickle.load(open(sys.argv[1], "rb"))
 shots = sys.argv[2]
-window = MainWindow()
+from PySide6.QtCore import QSettings
+from engine.decision import DecisionPolicy
+settings = QSettings(sys.argv[1] + ".ini", QSettings.Format.IniFormat)
+window = MainWindow(settings=settings)
 window.resize(1400, 860)
-window.state.dataset = dataset
-window.state.set_threshold(threshold)
+window.state.set_dataset(dataset)
 window.state.set_result(result)
+window.state.set_policy(DecisionPolicy(image=threshold))
 window.show()
 window.state.set_current(0)
 for _ in range(5):
@@ -144,11 +195,13 @@ view = window.optional_views.get("3D")
 out = {"has_3d_view": view is not None, "current_after": None, "parts": {}}
 snapshots = capture_3d_snapshots(window)
 out["current_after"] = window.state.current
-# the colours the scored points must have: the colormap over the scores of all parts
-levels = point_levels(result.points)
-cmap = pg.colormap.get(view.colormap_combo.currentText() if view is not None else "inferno")
+# the colours each part's points must have: the ones the view gave them (score colormap above
+# the pixel cut, grey below, lit by the surface normals), read back from the view per part
 names = [s.name for s in result.samples]
 for name, png in snapshots.items():
+    window.state.set_current(names.index(name))
+    app.processEvents()
+    colours = np.asarray(view.colors, dtype=np.float64)
     image = QImage.fromData(png)
     image.save(f"{shots}/report_3d_{name}.png")
     rgb = image.convertToFormat(QImage.Format.Format_RGB888)
@@ -157,21 +210,22 @@ for name, png in snapshots.items():
     corners = arr[[0, 0, -1, -1], [0, -1, 0, -1]]
     background = np.median(corners, axis=0)
     drawn = np.abs(arr - background).sum(axis=2) > 30
-    points = result.points[names.index(name)]
-    palette = score_colors(points.scores, levels, cmap)[:, :3].astype(np.float64) * 255
+    palette = colours[:, :3] * 255
     pixels = arr[drawn]
     near, _ = cKDTree(palette).query(pixels) if len(pixels) else (np.zeros(0), None)
-    top = palette[points.scores >= np.quantile(points.scores, 0.99)]  # the most anomalous 1 %
-    top_near, _ = cKDTree(top).query(pixels) if len(pixels) else (np.zeros(0), None)
+    rgb_only = colours[:, :3]
+    # coloured (not grey) points: the decision's defect pixels of this failing part
+    hot = palette[np.ptp(rgb_only, axis=1) > 0.15]
+    hot_near, _ = cKDTree(hot).query(pixels) if len(pixels) and len(hot) else (np.zeros(0), None)
     out["parts"][name] = {
         "size": [rgb.width(), rgb.height()],
         "background": background.tolist(),
         "drawn_fraction": float(drawn.mean()),
         "on_palette": float((near < 20).mean()) if len(pixels) else 0.0,
-        "top_colour": top.mean(axis=0).round().tolist(),
-        "top_colour_pixels": int((top_near < 20).sum()),
-        "top_points": int(len(top)),
+        "hot_points": int(len(hot)),
+        "hot_pixels": int((hot_near < 20).sum()),
     }
+window.state.set_current(out["current_after"])
 print("RESULT" + json.dumps(out))
 """
 
@@ -197,7 +251,8 @@ def test_report_3d_snapshots_render_the_scored_cloud(scored_line, xvfb_display, 
         assert sum(part["background"]) < 3 * 60, f"{name}: background {part['background']}"
         # a third of the frame or so is the part; a blank or black frame has almost nothing
         assert part["drawn_fraction"] > 0.05, f"{name}: blank snapshot ({part['drawn_fraction']})"
-        # what is drawn is the score colormap of this part's points (not grey, white or RGB) ...
-        assert part["on_palette"] > 0.9, f"{name}: {part['on_palette']:.2f} in score colours"
-        # ... and its most anomalous point's colour is there to see
-        assert part["top_colour_pixels"] >= 50, f"{name}: colour {part['top_colour']} not drawn"
+        # what is drawn is the colours the view gave this part's points (not white or RGB) ...
+        assert part["on_palette"] > 0.9, f"{name}: {part['on_palette']:.2f} in its colours"
+        # ... and where a failing part has defect points, their colour is there to see
+        if part["hot_points"] >= 10:
+            assert part["hot_pixels"] >= 30, f"{name}: its {part['hot_points']} coloured points"

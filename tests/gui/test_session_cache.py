@@ -1,4 +1,4 @@
-"""Reopening a scored folder restores its session from the on-disk cache without a run."""
+"""The session cache from the window: reopening and Apply reuse a cached session."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_reopening_a_scored_folder_restores_without_a_run(qtbot, tmp_path, sessi
     first = _window(qtbot, tmp_path)
     assert first.open_folder(folder)
     assert first.runner.running
-    qtbot.waitUntil(lambda: not first.runner.running and first.state.result is not None,
+    qtbot.waitUntil(lambda: first.controller.idle and first.state.result is not None,
                     timeout=TIMEOUT)  # fmt: skip
     assert first.errors == []
     assert list(session_cache_dir.glob("sessions/*.h5"))  # saved by the worker
@@ -44,5 +44,31 @@ def test_reopening_a_scored_folder_restores_without_a_run(qtbot, tmp_path, sessi
     assert second.rerun_action.isEnabled() and second.errors == []
     # how fast the restore is, is measured by bench/bench_gui.py, not asserted here
 
-    second.live_rescore({"x_percent": 20.0})  # the restored session re-scores at once
-    assert second.state.result is not result and not second.runner.running
+    with qtbot.waitSignal(second.state.result_changed, timeout=TIMEOUT):
+        second.live_rescore({"x_percent": 20.0})  # the restored session re-scores at once
+    assert second.state.result is not result and second.state.result.config.x_percent == 20.0
+
+
+def test_apply_reuses_a_cached_session_instead_of_computing(qtbot, tmp_path, session_cache_dir):
+    folder = write_synthetic_dataset(tmp_path / "line", n_good=6, n_per_defect=1, seed=6)
+    first = _window(qtbot, tmp_path)
+    first.open_folder(folder)
+    qtbot.waitUntil(lambda: first.controller.idle and first.state.result is not None,
+                    timeout=TIMEOUT)  # fmt: skip
+    changed = first.state.config.replace(subsets=2)
+    with qtbot.waitSignal(first.controller.ran, timeout=TIMEOUT):
+        first.apply_config(changed)  # computed, and cached under the new config
+    qtbot.waitUntil(lambda: first.controller.idle, timeout=TIMEOUT)
+    scores = first.state.result.image_scores.copy()
+
+    second = _window(qtbot, tmp_path)
+    second.open_folder(folder)  # a hit: the first run's session
+    stages = []
+    second.runner.yielded.connect(lambda event: stages.append(event.stage))
+    with qtbot.waitSignal(second.controller.ran, timeout=TIMEOUT):
+        second.apply_config(changed)
+    qtbot.waitUntil(lambda: second.controller.idle, timeout=TIMEOUT)
+    assert second.session is not first.session and second.session.backbone is None
+    assert "mutual scoring 2D" not in stages, f"Apply recomputed although cached: {stages}"
+    np.testing.assert_allclose(second.state.result.image_scores, scores, atol=1e-6)
+    assert second.errors == [] and first.errors == []
