@@ -78,3 +78,14 @@ def test_threshold_refuses_non_finite_values_and_unknown_sources():
         cuts.Threshold(float("nan"), "x", "auto")
     with pytest.raises(ValueError):
         cuts.Threshold(1.0, "x", "guess")
+
+
+def test_robust_cut_uses_the_mad_also_when_it_is_below_one():
+    # median 0.3, |x - 0.3| = .2 .1 0 .1 .7 -> MAD 0.1 -> 0.3 + 3 * 1.4826 * 0.1
+    assert cuts.robust_cut([0.1, 0.2, 0.3, 0.4, 1.0]) == pytest.approx(0.3 + 0.44478, rel=1e-12)
+
+
+def test_robust_cut_computes_in_double_precision():
+    # float32 input: std of [1, 1, 1, 1, 5] is 1.6 in float64 (1.6000000238 in float32)
+    scores = np.array([1.0, 1.0, 1.0, 1.0, 5.0], dtype=np.float32)
+    assert cuts.robust_cut(scores) == pytest.approx(1.0 + 3 * 1.6, rel=1e-12)
