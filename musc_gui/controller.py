@@ -24,6 +24,7 @@ from superqt.utils import qthrottled
 
 from engine.config import MuscConfig
 from engine.data.discover import discover_datasets
+from engine.data.reference import with_reference
 from engine.data.samples import DatasetIndex
 from engine.decision import Decision, DecisionPolicy, decide
 from engine.errors import MuscError
@@ -187,6 +188,19 @@ class SessionController(QObject):
             self.failed.emit(error_message(error))
             return False
         return self._start(runs.rerun_steps(self.session, found, self._key), [runs.RESCAN_STAGE])
+
+    def add_known_good(self, pattern: str | Path) -> bool:
+        """Score a folder (or glob) of known-good parts with the batch; the cuts then come from
+        them. Only the added parts are extracted; parts already in the batch are just marked."""
+        if self.state.dataset is None or self.session is None:
+            return False
+        try:
+            merged, names = with_reference(self.state.dataset, str(pattern))
+        except (MuscError, OSError) as error:
+            self.failed.emit(error_message(error))
+            return False
+        steps = runs.known_good_steps(self.session, merged, names, self._key)
+        return self._start(steps, [runs.RESCAN_STAGE])
 
     def apply_config(self, config: MuscConfig) -> None:
         """Switch to ``config``: a cached session scored with it, else recompute what is stale."""
@@ -354,6 +368,9 @@ class SessionController(QObject):
             self.state.set_current(int(output.result.ranking()[0]))
         session = output.session
         self.notes_changed.emit(self._notes, session.skipped, session.warnings)
+        if output.known_good:  # after the result: the names are in it now
+            marked = (*self.state.policy.reference, *output.known_good)
+            self.state.set_policy(self.state.policy.replace(reference=tuple(dict.fromkeys(marked))))
 
     def _errored(self, message: str) -> None:
         if not self._stale:

@@ -230,6 +230,7 @@ class MainWindow(QMainWindow):
         self.start_page.open_requested.connect(self.open_dialog)
         self.start_page.demo_requested.connect(self.open_demo)
         self.start_page.recent_requested.connect(self.open_folder)
+        self.decision.add_known.clicked.connect(self.add_known_good_dialog)
 
     # -- what the user does -------------------------------------------------------------------
 
@@ -242,6 +243,12 @@ class MainWindow(QMainWindow):
     def runner(self) -> EngineRunner:
         """The controller's scoring runner (tests and scripts wait on it)."""
         return self.controller.runner
+
+    def add_known_good_dialog(self) -> None:
+        """Ask for a folder of known-good parts and score it with the batch."""
+        folder = QFileDialog.getExistingDirectory(self, "Folder of known-good parts")
+        if folder:
+            self.controller.add_known_good(folder)
 
     def open_dialog(self) -> None:
         """Ask for a folder and open it."""

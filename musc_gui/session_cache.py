@@ -44,12 +44,14 @@ class RunOutput:
         result: The scored result.
         dataset: The dataset the result belongs to (a re-run may have found new parts).
         source: "computed" or "cache".
+        known_good: Names of known-good parts this run added (see ``known_good_steps``).
     """
 
     session: InspectionSession
     result: ScoreResult
     dataset: DatasetIndex
     source: str = "computed"
+    known_good: tuple[str, ...] = ()
 
 
 def restore_cached(dataset: DatasetIndex, config: MuscConfig) -> RunOutput | None:
@@ -159,6 +161,21 @@ def rerun_steps(session: InspectionSession, dataset: DatasetIndex, key: MuscConf
         yield Progress(RESCAN_STAGE, 1, 1, rescan_words(summary))
         result = yield from run_and_save(session, key)
         return RunOutput(session, result, dataset)
+
+    return steps
+
+
+def known_good_steps(
+    session: InspectionSession, dataset: DatasetIndex, names: tuple[str, ...], key: MuscConfig
+) -> Steps:
+    """Score ``dataset`` (the batch plus known-good parts); only the added parts are extracted."""
+
+    def steps() -> Generator[Progress, None, RunOutput]:
+        yield Progress(RESCAN_STAGE, 0, 1)
+        summary = session.rescan(dataset)
+        yield Progress(RESCAN_STAGE, 1, 1, rescan_words(summary))
+        result = yield from run_and_save(session, key)
+        return RunOutput(session, result, dataset, known_good=names)
 
     return steps
 

@@ -96,6 +96,9 @@ class DecisionPanel(QWidget):
         self.mistakes = _wrapped()
         self.notes = _wrapped(NOTE_STYLE)
         self.known_good = _wrapped()
+        self.add_known = QPushButton("Add known-good folder…")
+        self.add_known.setToolTip("Score a folder of good parts with the batch; the cuts then "
+                                  "come from them, with a false-reject rate")  # fmt: skip
         self.clear_known = QPushButton("Clear known-good")
         self.clear_known.setToolTip("Forget the parts marked known-good; cuts become automatic")
 
@@ -119,6 +122,7 @@ class DecisionPanel(QWidget):
         layout.addLayout(areas)
         layout.addWidget(_heading("Known-good parts"))
         layout.addWidget(self.known_good)
+        layout.addWidget(self.add_known, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.clear_known, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addStretch(1)
         scroll = QScrollArea()

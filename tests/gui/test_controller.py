@@ -163,3 +163,31 @@ def test_policies_are_stored_per_dataset_and_survive_bad_entries(settings, fresh
     assert load_policy(settings, dataset).image == 0.25
     settings.setValue(policy_key(dataset), '{"image": "sometimes"}')
     assert load_policy(settings, dataset) == DecisionPolicy()
+
+
+def test_a_known_good_folder_is_scored_with_the_batch_and_sets_the_cuts(
+    qtbot, controller, tmp_path
+):
+    import shutil
+
+    good = next(s for s in controller.state.dataset.samples if s.label == 0)
+    assert good.xyz_path is not None
+    for kind, path in (("rgb", good.rgb_path), ("xyz", good.xyz_path)):
+        (tmp_path / "ref" / kind).mkdir(parents=True, exist_ok=True)
+        for stem in ("a", "b"):
+            shutil.copy(path, tmp_path / "ref" / kind / f"{stem}{path.suffix}")
+    before = len(controller.state.result.samples)
+    with qtbot.waitSignal(controller.ran, timeout=120_000):
+        assert controller.add_known_good(str(tmp_path / "ref" / "rgb" / "*.png"))
+    state = controller.state
+    assert len(state.result.samples) == before + 2
+    assert len(state.policy.reference) == 2
+    assert set(state.policy.reference) <= set(state.result.names)
+    assert state.decision.image.source == "reference"
+    assert state.decision.image.expected_false_reject == pytest.approx(1 / 3)
+    assert controller.errors == []
+
+
+def test_a_known_good_pattern_that_matches_nothing_is_one_message(controller, tmp_path):
+    assert not controller.add_known_good(str(tmp_path / "nothing*.png"))
+    assert len(controller.errors) == 1 and "no known-good images found" in controller.errors[0]
