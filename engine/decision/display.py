@@ -1,9 +1,11 @@
 """How anomaly maps are shown: one colour scale that keeps normal surface quiet.
 
-The heatmap's colour starts at the **normal level** (the median map value over all parts: what
-the defect-free surface of a typical part scores) and reaches full colour at the highest value
-of any map. The pixel cut sits in between, so an outlined defect is always clearly coloured
-while a good part stays near the bottom of the scale. Views draw values below the low end
+The heatmap's colour starts at the **normal level** and reaches full colour at the highest value
+of any map. The normal level is the median, over all parts, of each part's 95th percentile: a
+defect covers far less than 5 % of a part, so even on a defective part that percentile is still
+normal surface, and the part's surface (not only the background, which scores far lower after
+background removal) stays below it. The pixel cut sits above it, so an outlined defect is always
+clearly coloured while a good part stays quiet. Views draw values below the low end
 transparent; the report and PNG exports use the same levels and the same colormap
 (:data:`COLORMAP`, matplotlib's "inferno", also cv2.COLORMAP_INFERNO).
 """
@@ -14,6 +16,7 @@ import cv2
 import numpy as np
 
 COLORMAP = "inferno"  # the app's default colormap; cv2 and pyqtgraph both have it
+NORMAL_PERCENTILE = 95.0  # of each part's map: still normal surface, defects are far smaller
 
 
 def heatmap_levels(maps: np.ndarray, pixel_cut: float | None = None) -> tuple[float, float]:
@@ -24,7 +27,9 @@ def heatmap_levels(maps: np.ndarray, pixel_cut: float | None = None) -> tuple[fl
         pixel_cut: The pixel threshold; the low end is kept below it so defects are coloured.
     """
     values = np.asarray(maps, dtype=np.float64)
-    low, high = float(np.median(values)), float(values.max())
+    per_part = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(1, -1)
+    low = float(np.median(np.percentile(per_part, NORMAL_PERCENTILE, axis=1)))
+    high = float(values.max())
     if pixel_cut is not None and np.isfinite(pixel_cut):
         low = min(low, float(pixel_cut))
         high = max(high, float(pixel_cut))
