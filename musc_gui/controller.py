@@ -29,6 +29,7 @@ from engine.data.samples import DatasetIndex
 from engine.decision import Decision, DecisionPolicy, decide
 from engine.errors import MuscError
 from engine.progress import Progress
+from engine.session.cache import cache_usage, clear_cache
 from engine.session.session import InspectionSession
 from engine.session.stages import Cost, field_cost
 from musc_gui import session_cache as runs
@@ -243,12 +244,8 @@ class SessionController(QObject):
         if self.exporter.running:
             self.message.emit("An export is already running", 5000)
             return False
-        try:
-            steps = export_job(state.result, state.dataset, state.decision, Path(folder),
-                               lot=lot, operator=operator, snapshots=snapshots)  # fmt: skip
-        except ImportError as error:  # the report module is missing a piece: say so, once
-            self.failed.emit(f"Export is unavailable: {error}")
-            return False
+        steps = export_job(state.result, state.dataset, state.decision, Path(folder),
+                           lot=lot, operator=operator, snapshots=snapshots)  # fmt: skip
         self._export_folder = Path(folder)
         self.exporter.start(None, steps)
         self.busy_changed.emit(True)
@@ -257,23 +254,18 @@ class SessionController(QObject):
 
     def clear_cache(self) -> int | None:
         """Delete every cached session; returns the bytes freed (None when it failed)."""
-        from engine.session import cache
-
         try:
-            freed = int(cache.clear_cache())
-        except (OSError, AttributeError) as error:
+            freed = clear_cache()
+        except OSError as error:
             self.failed.emit(f"Could not clear the session cache: {error}")
             return None
         self.message.emit(f"Cleared the session cache: {format_bytes(freed)} freed", 10000)
         return freed
 
     def cache_usage(self) -> int | None:
-        """Bytes the session cache holds now (None when the engine cannot tell)."""
-        from engine.session import cache
-
-        usage = getattr(cache, "cache_usage", None)
+        """Bytes the session cache holds now (None when the folder cannot be read)."""
         try:
-            return int(usage()) if usage is not None else None
+            return cache_usage()
         except OSError:
             return None
 

@@ -131,15 +131,17 @@ def test_rescan_words():
     )
 
 
-def test_clear_cache_calls_the_engine_and_reports(controller, monkeypatch):
-    from engine.session import cache
+def test_clear_cache_empties_the_engine_cache_and_reports(controller):
+    from engine.session.cache import cache_dir
 
-    calls = []
-    monkeypatch.setattr(cache, "clear_cache", lambda: calls.append(1) or 12_345_678, raising=False)
+    cached = cache_dir() / f"{'ab' * 32}.h5"  # a session file: 64 hex digits
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"x" * 1_234_567)
     messages = []
     controller.message.connect(lambda text, _ms: messages.append(text))
-    assert controller.clear_cache() == 12_345_678
-    assert calls == [1] and "12.3 MB" in messages[-1]
+    assert controller.cache_usage() == 1_234_567
+    assert controller.clear_cache() == 1_234_567
+    assert not cached.exists() and "1.2 MB" in messages[-1] and controller.cache_usage() == 0
 
 
 def test_format_bytes():

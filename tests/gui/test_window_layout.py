@@ -79,14 +79,14 @@ def test_3d_tab_says_why_without_opengl(make_window, fresh_session, monkeypatch)
     assert "3D" not in window.optional_views
 
 
-def test_clear_cache_menu_item_reports_the_bytes_freed(make_window, monkeypatch):
-    from engine.session import cache
+def test_clear_cache_menu_item_reports_the_bytes_freed(make_window):
+    from engine.session.cache import cache_dir
 
-    calls = []
-    monkeypatch.setattr(cache, "clear_cache", lambda: calls.append(1) or 2_500_000, raising=False)
-    monkeypatch.setattr(cache, "cache_usage", lambda: 2_500_000, raising=False)
+    cached = cache_dir() / f"{'ab' * 32}.h5"  # a session file: 64 hex digits
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"x" * 2_500_000)
     window = make_window()
     window.file_menu.aboutToShow.emit()
     assert "2.5 MB" in window.clear_cache_action.text()
     window.clear_cache_action.trigger()
-    assert calls == [1] and "2.5 MB freed" in window.statusBar().currentMessage()
+    assert not cached.exists() and "2.5 MB freed" in window.statusBar().currentMessage()
