@@ -70,6 +70,8 @@ def test_known_good_parts_define_the_cuts_and_the_expected_rate():
     assert decision.image.source == "reference" == decision.pixel.source
     assert decision.image.value == pytest.approx(0.13) and decision.image.value > np.float32(0.13)
     assert decision.image.expected_false_reject == pytest.approx(0.25)
+    assert "1/4 = 25 %" in decision.image.how and decision.reference == ("p0", "p1", "p3")
+    assert decision.pixel.how == "median map peak of the 3 known-good parts"
     with pytest.raises(InvalidInputError, match="not in this run: nope"):
         decide(result, DecisionPolicy(reference=("nope",)))
 
