@@ -92,6 +92,7 @@ class SessionController(QObject):
         self._reported: set[str] = set()
         self._started = 0.0
         self._export_folder = Path()
+        self._known_good_sources: list[str] = []
         self._request_rescore = qthrottled(self._start_rescore, RESCORE_THROTTLE_MS, parent=self)
         state.policy_changed.connect(self._policy_changed)
         state.result_changed.connect(lambda _result: self.decide())
@@ -155,6 +156,7 @@ class SessionController(QObject):
             self.runner.cancel()
             self.runner.wait()
         self._queued, self._pending_cheap, self._notes = None, {}, []
+        self._known_good_sources: list[str] = []  # folders/globs of known-good parts added
         self._reported.clear()
         self.session = None
         self.state.set_dataset(dataset)
@@ -185,6 +187,8 @@ class SessionController(QObject):
             return False
         try:
             found = runs.rediscover(self.state.dataset)
+            for pattern in self._known_good_sources:  # parts from outside the folder stay
+                found, _names = with_reference(found, pattern)
         except (MuscError, OSError) as error:
             self.failed.emit(error_message(error))
             return False
@@ -200,6 +204,7 @@ class SessionController(QObject):
         except (MuscError, OSError) as error:
             self.failed.emit(error_message(error))
             return False
+        self._known_good_sources.append(str(pattern))
         steps = runs.known_good_steps(self.session, merged, names, self._key)
         return self._start(steps, [runs.RESCAN_STAGE])
 

@@ -188,6 +188,11 @@ def test_a_known_good_folder_is_scored_with_the_batch_and_sets_the_cuts(
     assert state.decision.image.source == "reference"
     assert state.decision.image.expected_false_reject == pytest.approx(1 / 3)
     assert controller.errors == []
+    qtbot.waitUntil(lambda: controller.idle, timeout=60_000)
+    with qtbot.waitSignal(controller.ran, timeout=120_000):  # F5 keeps them in the batch
+        assert controller.rerun()
+    assert len(state.result.samples) == before + 2 and state.decision.image.source == "reference"
+    assert controller.errors == []
 
 
 def test_a_known_good_pattern_that_matches_nothing_is_one_message(controller, tmp_path):
