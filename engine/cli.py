@@ -22,7 +22,7 @@ from engine.cli_decision import (
     decide_and_say,
     policies_from_args,
 )
-from engine.config import DEVICES, MODALITIES, MuscConfig
+from engine.config import DEVICES, MODALITIES, PRECISIONS, MuscConfig
 from engine.data.discover import discover_datasets
 from engine.data.samples import DatasetIndex, SkippedFile
 from engine.decision import DecisionPolicy
@@ -102,6 +102,7 @@ def _config_from_args(args: argparse.Namespace) -> MuscConfig:
         rscon_window=args.k,
         subsets=args.subsets,
         device=args.device,
+        precision=args.precision,
         batch_size=args.batch_size,
     )
 
@@ -318,6 +319,12 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, help="input side in pixels")
     parser.add_argument("--layers", type=int, nargs="+", help="backbone layer indices")
     parser.add_argument("--device", choices=DEVICES, default=defaults.device)
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=defaults.precision,
+        help="backbone arithmetic (auto: bf16 on a CPU with AMX-BF16/AVX512-BF16, else fp32)",
+    )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--no-maps", action="store_true", help="skip heatmap PNGs and maps.h5")
     add_decision_options(parser)

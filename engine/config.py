@@ -18,6 +18,7 @@ IPG_VARIANTS = ("paper", "reference")
 FUSIONS = ("sum", "scaled")
 BN_STATS = ("sample", "running")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def _meta(title: str, value_range: tuple[float, float] | None = None) -> dict[str, Any]:
@@ -78,6 +79,10 @@ class MuscConfig:
     subsets: int = field(default=1, metadata=_meta("Subsets g", (1, 256)))
     # Compute device: "auto" picks CUDA when present.
     device: str = field(default="auto", metadata=_meta("Device"))
+    # Backbone arithmetic: "bf16" runs the forward passes under bfloat16 autocast (features stay
+    # float32 afterwards); "auto" = bf16 on a CPU with AMX-BF16/AVX512-BF16, else fp32
+    # (engine.precision; docs/method.md §11). Default fp32: bf16 misses the fidelity target.
+    precision: str = field(default="fp32", metadata=_meta("Precision"))
     # Seed for the subset split; everything else is deterministic.
     seed: int = field(default=42, metadata=_meta("Seed"))
     # Images per backbone forward pass.
@@ -97,6 +102,7 @@ class MuscConfig:
             ("ipg_variant", self.ipg_variant, IPG_VARIANTS),
             ("bn_stats", self.bn_stats, BN_STATS),
             ("fusion", self.fusion, FUSIONS),
+            ("precision", self.precision, PRECISIONS),
         ):
             if value not in allowed:
                 raise InvalidInputError(

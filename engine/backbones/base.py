@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.errors import InvalidInputError
+from engine.precision import autocast
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,13 @@ class Backbone2D(ABC):
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     device: torch.device = torch.device("cpu")
+    # Autocast dtype of the forward pass (torch.bfloat16) or None for float32; the session sets it
+    # from config.precision before each extraction (engine.precision.resolve_precision).
+    precision: torch.dtype | None = None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context the forward pass runs in: bf16 autocast on :attr:`device`, or nothing."""
+        return autocast(self.device, self.precision)
 
     @property
     def image_size(self) -> int:
@@ -55,7 +64,8 @@ class Backbone2D(ABC):
             images: (B, 3, S, S) float32, already normalised with ``mean``/``std``, on ``device``.
 
         Returns:
-            One (B, h, w, C_l) float32 tensor per layer, h = w = :attr:`grid_size`.
+            One (B, h, w, C_l) float32 tensor per layer, h = w = :attr:`grid_size` (float32 also
+            when the forward ran under bf16 autocast, see :attr:`precision`).
         """
 
 
@@ -80,6 +90,12 @@ class Backbone3D(ABC):
 
     info: PointBackboneInfo
     device: torch.device = torch.device("cpu")
+    # As :attr:`Backbone2D.precision`; weight-free descriptors (FPFH) ignore it.
+    precision: torch.dtype | None = None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context the network runs in: bf16 autocast on :attr:`device`, or nothing."""
+        return autocast(self.device, self.precision)
 
     @abstractmethod
     def extract(

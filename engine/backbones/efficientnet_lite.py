@@ -24,6 +24,7 @@ OUTPUT_STRIDE = 8
 # 320 px gives a 40x40 stride-8 grid: on the dev data it beat 224 on every pixel metric (cable_gland
 # pixel AP 14.6 -> 23.9) at ~0.3 s/sample end to end; 384/448 cost more and did not help further.
 DEFAULT_IMAGE_SIZE = 320
+CHANNELS_LAST = torch.channels_last
 INPUT_MULTIPLE = 32  # the deepest blocks have stride 32; other sizes would misalign the grids
 
 
@@ -117,7 +118,9 @@ class EfficientNetLiteBackbone(Backbone2D):
         table = _block_table(model)
         layers = layers if layers is not None else default_layers(table)
         self.layers = block_indices(layers, len(table), name)
-        self.model = model.eval().requires_grad_(False).to(device)
+        # channels_last: oneDNN's fast conv kernels want NHWC, on a 2-core CPU the forward ran
+        # 1.5x faster in float32 and 2x faster again in bf16 (same values to 1e-6 in float32)
+        self.model = model.eval().requires_grad_(False).to(device, memory_format=CHANNELS_LAST)
         self.device = device
         self.channels = tuple(table[i].channels for i in self.layers)
         self.info = BackboneInfo(
@@ -133,23 +136,25 @@ class EfficientNetLiteBackbone(Backbone2D):
     def extract(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Selected block outputs as (B, S/8, S/8, C), see :meth:`Backbone2D.extract`."""
         check_images(images, self.image_size)
+        images = images.contiguous(memory_format=CHANNELS_LAST)
         m, grid, wanted = self.model, self.grid_size, set(self.layers)
         feats: dict[int, torch.Tensor] = {}
         with torch.no_grad():
-            x = m._swish(m._bn0(m._conv_stem(images)))
-            # Blocks after the deepest selected one are skipped; no drop-connect in inference.
-            for i, block in enumerate(m._blocks[: max(self.layers) + 1]):
-                x = block(x)
-                if i in wanted:
-                    feats[i] = x
+            with self.autocast():
+                x = m._swish(m._bn0(m._conv_stem(images)))
+                # Blocks after the deepest selected one are skipped; no drop-connect in inference.
+                for i, block in enumerate(m._blocks[: max(self.layers) + 1]):
+                    x = block(x)
+                    if i in wanted:
+                        feats[i] = x
             out = []
             for i in self.layers:
-                f = feats[i]
+                f = feats[i].float()  # resampled in float32 whatever the forward's precision
                 if f.shape[-1] < grid:  # stride 16/32: upsample onto the stride-8 grid
                     f = F.interpolate(f, size=(grid, grid), mode="bilinear", align_corners=False)
                 elif f.shape[-1] > grid:  # stride 2/4: average down to it
                     f = F.adaptive_avg_pool2d(f, grid)
-                out.append(f.permute(0, 2, 3, 1).float().contiguous())
+                out.append(f.permute(0, 2, 3, 1).contiguous())
         return out
 
 

@@ -287,7 +287,8 @@ class PointMAEBackbone(Backbone3D):
             points = points.to(self.device, torch.float32)
             centers = centers.to(self.device, torch.float32)
             neighborhood = points[groups.to(self.device)] - centers[:, None, :]
-            return self.model(neighborhood, centers, self.layers)
+            with self.autocast():  # the forward casts its outputs back to float32
+                return self.model(neighborhood, centers, self.layers)
 
 
 register_backbone(

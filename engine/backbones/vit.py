@@ -160,7 +160,7 @@ class TimmViTBackbone(Backbone2D):
     def extract(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Patch tokens of each configured block, see :meth:`Backbone2D.extract`."""
         check_images(images, self.image_size)
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             feats = self.model.forward_intermediates(
                 images,
                 indices=list(self.layers),

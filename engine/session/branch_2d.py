@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from engine.backbones.base import Backbone2D
 from engine.backbones.preprocess import image_to_tensor
 from engine.data.background import black_background
+from engine.data.prefetch import default_workers, prefetched
 from engine.data.readers import read_rgb
 from engine.data.samples import Sample, SkippedFile
 from engine.errors import InvalidInputError
@@ -43,6 +45,7 @@ def extract_2d(
     batch_size: int,
     skipped: list[SkippedFile],
     foregrounds: dict[str, np.ndarray] | None = None,
+    workers: int | None = None,
 ) -> Generator[Progress, None, Tokens2D]:
     """Backbone tokens of every readable image; unreadable ones are appended to ``skipped``.
 
@@ -53,30 +56,43 @@ def extract_2d(
         skipped: Receives a SkippedFile for every image that cannot be read.
         foregrounds: Optional foreground masks by sample name; the RGB outside is blacked out
             first, as the reference preprocessing does on MVTec 3D-AD (docs/method.md §2).
+        workers: Reader threads (0 reads inline); None takes
+            :func:`engine.data.prefetch.default_workers`. Results do not depend on it.
     """
+    workers = default_workers() if workers is None else workers
+
+    def load(sample: Sample) -> tuple[tuple[int, int], torch.Tensor]:
+        rgb = read_rgb(sample.rgb_path)
+        if foregrounds and sample.name in foregrounds:
+            rgb = black_background(rgb, foregrounds[sample.name])
+        size = (int(rgb.shape[0]), int(rgb.shape[1]))
+        return size, image_to_tensor(rgb, backbone.image_size, backbone.mean, backbone.std)
+
     kept: list[Sample] = []
     sizes: list[tuple[int, int]] = []
     per_layer: list[list[torch.Tensor]] = []
     batch: list[torch.Tensor] = []
-    for done, sample in enumerate(samples, start=1):
-        try:
-            rgb = read_rgb(sample.rgb_path)
-        except InvalidInputError as error:
-            skipped.append(SkippedFile(sample.rgb_path, str(error)))
-        else:
-            if foregrounds and sample.name in foregrounds:
-                rgb = black_background(rgb, foregrounds[sample.name])
-            kept.append(sample)
-            sizes.append((int(rgb.shape[0]), int(rgb.shape[1])))
-            batch.append(image_to_tensor(rgb, backbone.image_size, backbone.mean, backbone.std))
-        if batch and (len(batch) == batch_size or done == len(samples)):
-            with torch.inference_mode():
-                layers = backbone.extract(torch.stack(batch).to(backbone.device))
-            per_layer = per_layer or [[] for _ in layers]
-            for store, tokens in zip(per_layer, layers, strict=True):
-                store.append(tokens)
-            batch = []
-        yield Progress("extract 2D", done, len(samples), sample.name)
+    # the next batch is read and resized on reader threads while the backbone runs this one;
+    # closing() joins them when the caller cancels between two yields
+    reader = prefetched(samples, load, workers=workers, ahead=max(batch_size, workers))
+    with closing(reader):
+        for done, (sample, loaded) in enumerate(reader, start=1):
+            try:
+                size, tensor = loaded.result()
+            except InvalidInputError as error:
+                skipped.append(SkippedFile(sample.rgb_path, str(error)))
+            else:
+                kept.append(sample)
+                sizes.append(size)
+                batch.append(tensor)
+            if batch and (len(batch) == batch_size or done == len(samples)):
+                with torch.inference_mode():
+                    layers = backbone.extract(torch.stack(batch).to(backbone.device))
+                per_layer = per_layer or [[] for _ in layers]
+                for store, tokens in zip(per_layer, layers, strict=True):
+                    store.append(tokens)
+                batch = []
+            yield Progress("extract 2D", done, len(samples), sample.name)
     return Tokens2D(kept, sizes, [torch.cat(chunks) for chunks in per_layer])
 
 

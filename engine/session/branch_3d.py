@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from PIL import Image
 from engine.backbones.base import Backbone3D
 from engine.config import MuscConfig
 from engine.data.background import remove_background
+from engine.data.prefetch import default_workers, prefetched
 from engine.data.readers import read_xyz
 from engine.data.samples import Sample, SkippedFile
 from engine.data.xyz import foreground_mask, organized_to_cloud, resize_xyz
@@ -62,22 +64,20 @@ def _add_time(timings: dict[str, float] | None, key: str, started: float) -> flo
     return now
 
 
-def load_cloud(
-    sample: Sample,
-    config: MuscConfig,
-    device: torch.device,
-    timings: dict[str, float] | None = None,
-) -> tuple[Cloud, str]:
-    """Read, clean and prepare one sample's XYZ map; raises InvalidInputError when unusable.
+@dataclass
+class CleanedMap:
+    """One sample's XYZ map read and split into part and background (the reader thread's work)."""
 
-    Args:
-        sample: A sample with an XYZ map.
-        config: Background removal, map size and grouping sizes are read from it.
-        device: Where the cloud's tensors live.
-        timings: Optional accumulator of seconds per sub-stage (for benchmarks).
+    xyz: np.ndarray  # (H, W, 3) as read
+    mask: np.ndarray  # (H, W) bool, the part
+    note: str  # from background removal, "" when there is nothing to say
+    seconds: float  # spent reading and cleaning
 
-    Returns:
-        The cloud and a note from background removal ("" when there is nothing to say).
+
+def read_cleaned(sample: Sample, config: MuscConfig) -> CleanedMap:
+    """Read ``sample``'s XYZ map and find the part's pixels; raises InvalidInputError if unusable.
+
+    Pure numpy/open3d work that can run on a reader thread (:func:`load_clouds`).
     """
     started = time.perf_counter()
     shape = _image_size(sample.rgb_path) if sample.rgb_path is not None else None
@@ -88,7 +88,35 @@ def load_cloud(
         mask, note = cleaned.mask, "; ".join(cleaned.notes)
     else:
         mask = foreground_mask(xyz)
-    started = _add_time(timings, "3D read + background removal", started)
+    return CleanedMap(xyz, mask, note, time.perf_counter() - started)
+
+
+def load_cloud(
+    sample: Sample,
+    config: MuscConfig,
+    device: torch.device,
+    timings: dict[str, float] | None = None,
+    cleaned: CleanedMap | None = None,
+) -> tuple[Cloud, str]:
+    """Read, clean and prepare one sample's XYZ map; raises InvalidInputError when unusable.
+
+    Args:
+        sample: A sample with an XYZ map.
+        config: Background removal, map size and grouping sizes are read from it.
+        device: Where the cloud's tensors live.
+        timings: Optional accumulator of seconds per sub-stage (for benchmarks).
+        cleaned: The map already read by :func:`read_cleaned` (on a reader thread), or None
+            to read it here.
+
+    Returns:
+        The cloud and a note from background removal ("" when there is nothing to say).
+    """
+    cleaned = cleaned or read_cleaned(sample, config)
+    if timings is not None:  # the reader's own time, even where it overlapped other work
+        key = "3D read + background removal"
+        timings[key] = timings.get(key, 0.0) + cleaned.seconds
+    started = time.perf_counter()
+    xyz, mask = cleaned.xyz, cleaned.mask
     grid = resize_xyz(np.where(mask[..., None], xyz, 0.0).astype(np.float32), config.eval_size)
     points, pixel_index = organized_to_cloud(grid)
     if len(points) < config.group_size:
@@ -102,7 +130,7 @@ def load_cloud(
     interpolation = interpolation_weights(normalised, basis.centers)
     index = torch.from_numpy(pixel_index).to(device)
     _add_time(timings, "3D FPS + KNN + curvature", started)
-    return Cloud(normalised, points, index, basis, interpolation, mask), note
+    return Cloud(normalised, points, index, basis, interpolation, mask), cleaned.note
 
 
 def load_clouds(
@@ -116,20 +144,31 @@ def load_clouds(
     """Clouds of every sample with a usable XYZ map, by sample name.
 
     A missing or bad map is reported (skipped file + reason) and that sample goes on without 3D.
+    The next maps are read and cleaned on a reader thread while this one is grouped.
     """
     clouds: dict[str, Cloud] = {}
-    for done, sample in enumerate(samples, start=1):
-        if sample.xyz_path is not None:
-            try:
-                clouds[sample.name], note = load_cloud(sample, config, device, timings)
-            except InvalidInputError as error:
-                # the skipped entry names the file already
-                reason = str(error).removeprefix(f"{sample.xyz_path}: ")
-                skipped.append(SkippedFile(sample.xyz_path, reason))
-            else:
-                if note:
-                    warnings.append(f"{sample.xyz_path}: {note}")
-        yield Progress("load 3D", done, len(samples), sample.name)
+    with_xyz = [s for s in samples if s.xyz_path is not None]
+    # one reader only: background removal reseeds open3d's process-wide RANSAC generator, so
+    # two concurrent removals could draw from each other's sequence and differ run to run
+    workers = min(1, default_workers())
+    reader = prefetched(with_xyz, lambda s: read_cleaned(s, config), workers=workers, ahead=2)
+    with closing(reader):
+        read = iter(reader)
+        for done, sample in enumerate(samples, start=1):
+            if sample.xyz_path is not None:
+                _, pending = next(read)
+                try:
+                    clouds[sample.name], note = load_cloud(
+                        sample, config, device, timings, pending.result()
+                    )
+                except InvalidInputError as error:
+                    # the skipped entry names the file already
+                    reason = str(error).removeprefix(f"{sample.xyz_path}: ")
+                    skipped.append(SkippedFile(sample.xyz_path, reason))
+                else:
+                    if note:
+                        warnings.append(f"{sample.xyz_path}: {note}")
+            yield Progress("load 3D", done, len(samples), sample.name)
     return clouds
 
 

@@ -26,10 +26,12 @@ from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex, Sample, SkippedFile
 from engine.device import move_tensors, resolve_device
 from engine.errors import InvalidInputError, MuscError
-from engine.method.subsets import effective_subsets, split_subsets
+from engine.method.subsets import split_subsets
+from engine.precision import resolve_precision
 from engine.progress import CancelToken, Progress, timed
 from engine.session import branch_3d
 from engine.session import rescan as parts
+from engine.session.memory import plan_subsets
 from engine.session.part_stages import PartStages
 from engine.session.readout import read_out
 from engine.session.rescan import RescanSummary
@@ -176,12 +178,9 @@ class InspectionSession(SessionBackbones, PartStages):
             "3d" in modality,
             self.warnings,
         )
-        used = effective_subsets(len(self._samples), self.config.subsets)
-        if used != self.config.subsets:
-            self.warnings.append(
-                f"subsets g={self.config.subsets} clipped to {used}: every subset needs at "
-                f"least 2 of the {len(self._samples)} samples (4 or more to split at all)."
-            )
+        self._subsets_used = plan_subsets(
+            len(self._samples), self.config, modality, self._cache, self.warnings
+        )
         for stage in (Stage.GROUP_3D, Stage.EXTRACT_3D, Stage.SCORE_2D, Stage.SCORE_3D,
                       Stage.SCORE_CAE):  # fmt: skip
             yield from self._ensure(stage)
@@ -362,6 +361,8 @@ class InspectionSession(SessionBackbones, PartStages):
                 image_size=self.config.image_size,
                 layers=self.config.layers,
             )
+        # precision is a run setting: it applies to a kept backbone from the next extraction on
+        self._backbone.precision = resolve_precision(self.config.precision, self._backbone.device)
         return self._backbone
 
     def _ensure_backbone_3d(self) -> Backbone3D:
@@ -375,6 +376,9 @@ class InspectionSession(SessionBackbones, PartStages):
                 device=resolve_device(self.config.device),
                 bn_stats=self.config.bn_stats,
             )
+        # precision is a run setting: it applies to a kept backbone from the next extraction on
+        backbone = self._backbone_3d
+        backbone.precision = resolve_precision(self.config.precision, backbone.device)
         return self._backbone_3d
 
     def _score(self, use_2d: bool, use_3d: bool) -> Generator[Progress, None, list[SubsetTable]]:
@@ -385,7 +389,7 @@ class InspectionSession(SessionBackbones, PartStages):
             self.config.eval_size,
         )
         tables = yield from mutual_scores(
-            split_subsets(len(self._samples), self.config.subsets, self.config.seed),
+            split_subsets(len(self._samples), self._subsets_used, self.config.seed),
             self._cache.get(Stage.AGGREGATE_2D) if use_2d else None,
             self._cache.get(Stage.EXTRACT_3D) if use_3d else None,
             row_3d,

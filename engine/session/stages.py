@@ -146,11 +146,13 @@ STAGES: dict[Stage, StageSpec] = {
 }
 
 # Fields that change how the stages run but not what they compute. Changing ``device`` moves the
-# cached tensors to the new device (same results up to float tolerance), never recomputes them.
+# cached tensors to the new device (same results up to float tolerance), never recomputes them;
+# ``precision`` applies from the next extraction on (features agree within bf16 tolerance).
 RUN_SETTINGS: dict[str, str] = {
     "device": "moves the cached results to the new device",
     "batch_size": "images per backbone forward pass",
     "chunk_mib": "memory bound of one mutual-scoring block",
+    "precision": "bf16 or fp32 backbone arithmetic; features agree within float tolerance",
 }
 
 # The stages :meth:`InspectionSession.run` caches, in the order it computes them.

@@ -31,7 +31,15 @@ from PySide6.QtWidgets import (
 )
 
 from engine import backbones
-from engine.config import BN_STATS, DEVICES, FUSIONS, IPG_VARIANTS, MODALITIES, MuscConfig
+from engine.config import (
+    BN_STATS,
+    DEVICES,
+    FUSIONS,
+    IPG_VARIANTS,
+    MODALITIES,
+    PRECISIONS,
+    MuscConfig,
+)
 from engine.errors import InvalidInputError
 from engine.session.results import ScoreResult
 from engine.session.stages import Cost, field_cost
@@ -43,6 +51,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ipg_variant": IPG_VARIANTS,
     "bn_stats": BN_STATS,
     "device": DEVICES,
+    "precision": PRECISIONS,
 }
 COSTS = {  # presentation of each cost level: (group title, marker, tooltip)
     Cost.LIVE: ("Live re-score", "", "re-scores instantly from cached distances"),

@@ -66,6 +66,7 @@ EXPECTED: dict[str, tuple[object, list[Stage]]] = {
     "rscon_window": (3, []),
     "subsets": (2, [S2, S3]),
     "device": ("cpu", []),  # "auto" is the CPU here: nothing moves
+    "precision": ("bf16", []),  # applies from the next extraction; nothing recomputed
     "seed": (7, [S2, S3]),
     "batch_size": (2, []),
     "chunk_mib": (8, []),
