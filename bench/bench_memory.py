@@ -4,8 +4,10 @@ Each N runs in a fresh subprocess so its peak resident memory is its own. Beside
 peak it prints :mod:`engine.session.memory`'s estimate and the subsets g the run scored with
 (raised above 1 only when the estimate exceeds ``MUSC_MEMORY_BUDGET_BYTES``, default 6 GB).
 
-    .venv/bin/python bench/bench_memory.py                      # N = 250, 500, 1000 at 224 px
-    .venv/bin/python bench/bench_memory.py --sizes 250 500 --weights random
+    .venv/bin/python bench/bench_memory.py                      # N = 250, 500, 1000 at 96 px
+    .venv/bin/python bench/bench_memory.py --sizes 250 --image-size 224   # slow: > 5 min here
+
+96 px is the default because at 224 px N = 250 alone ran over 5 minutes on the 2-core machine.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000])
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--weights", default=None, help="weights file, or 'random' for timing")
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

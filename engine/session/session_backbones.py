@@ -10,12 +10,9 @@ from __future__ import annotations
 from engine.backbones import (
     choose_default_backbone,
     choose_default_point_backbone,
-    create_backbone,
-    create_point_backbone,
 )
 from engine.backbones.base import Backbone2D, Backbone3D, BackboneInfo, PointBackboneInfo
 from engine.config import MuscConfig
-from engine.device import resolve_device
 from engine.session.stages import Stage, model_fields
 
 
@@ -81,30 +78,3 @@ class SessionBackbones:
             self.backbone_info, self._backbone = self._backbone.info, None
         if self._backbone_3d is not None:
             self.backbone_3d_info, self._backbone_3d = self._backbone_3d.info, None
-
-    def _ensure_backbone(self) -> Backbone2D:
-        if self._backbone is None:
-            name = self.config.backbone
-            if name is None:
-                name, self.backbone_reason = choose_default_backbone()
-            self._backbone = create_backbone(
-                name,
-                self.config.weights,
-                device=resolve_device(self.config.device),
-                image_size=self.config.image_size,
-                layers=self.config.layers,
-            )
-        return self._backbone
-
-    def _ensure_backbone_3d(self) -> Backbone3D:
-        if self._backbone_3d is None:
-            name = self.config.backbone_3d
-            if name is None:
-                name, self.backbone_3d_reason = choose_default_point_backbone()
-            self._backbone_3d = create_point_backbone(
-                name,
-                self.config.weights_3d,
-                device=resolve_device(self.config.device),
-                bn_stats=self.config.bn_stats,
-            )
-        return self._backbone_3d
