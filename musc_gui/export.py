@@ -90,7 +90,8 @@ def report_document(data: ReportData, body: QSizeF) -> tuple[QTextDocument, QIma
 
 def _heading_before(document: QTextDocument, table: QTextTable) -> QTextBlock | None:
     """The heading right above ``table`` (skipping empty spacer paragraphs), if any."""
-    block = document.findBlock(table.firstPosition() - 1).previous()
+    # the block holding the position just before the table is the one right above it
+    block = document.findBlock(table.firstPosition() - 1)
     while block.isValid() and not block.text().strip():
         block = block.previous()
     return block if block.isValid() and block.blockFormat().headingLevel() > 0 else None
@@ -98,8 +99,9 @@ def _heading_before(document: QTextDocument, table: QTextTable) -> QTextBlock | 
 
 def keep_tables_together(document: QTextDocument) -> int:
     """Move each top-level table that a page break would split, and that fits on a page, to the
-    next page, with the heading right above it (in document order, so each move is laid out
-    before the next check).
+    next page, with the heading right above it; a heading left at the foot of a page above its
+    table moves down to it too (in document order, so each move is laid out before the next
+    check).
 
     Returns:
         How many tables were moved.
@@ -112,9 +114,14 @@ def keep_tables_together(document: QTextDocument) -> int:
         if not isinstance(frame, QTextTable):
             continue
         rect = layout.frameBoundingRect(frame)
-        if rect.height() > page or int(rect.top() // page) == int((rect.bottom() - 1) // page):
-            continue
         heading = _heading_before(document, frame)
+        split = int(rect.top() // page) != int((rect.bottom() - 1) // page)
+        # Qt may push a whole table to the next page by itself, leaving its heading behind
+        orphaned = heading is not None and int(
+            layout.blockBoundingRect(heading).top() // page
+        ) != int(rect.top() // page)
+        if rect.height() > page or not (split or orphaned):
+            continue
         if heading is not None:
             block_format = heading.blockFormat()
             block_format.setPageBreakPolicy(always_before)

@@ -152,3 +152,24 @@ def test_export_report_from_the_app_state(qapp, tmp_path, run):
     written = export_report(state, tmp_path, meta=meta)
     assert written[0].parent.name == "musc-report-line-20250102-030405"
     assert (written[0].parent / PDF_NAME).exists()
+
+
+@pytest.mark.parametrize("fillers", range(15, 40, 2))
+def test_a_heading_always_starts_the_page_of_its_table(qapp, fillers):
+    from PySide6.QtCore import QSizeF
+    from PySide6.QtGui import QTextDocument
+
+    from musc_gui.export import keep_tables_together
+
+    document = QTextDocument()
+    document.setPageSize(QSizeF(400, 600))
+    document.setHtml("<p>x</p>" * fillers + "<h2>Failing parts</h2><table border=1><tr><td>"
+                     + "line<br>" * 25 + "</td></tr></table>")  # fmt: skip
+    keep_tables_together(document)
+    layout = document.documentLayout()
+    table = document.rootFrame().childFrames()[0]
+    heading = document.findBlock(table.firstPosition() - 1)
+    top, bottom = layout.frameBoundingRect(table).top(), layout.frameBoundingRect(table).bottom()
+    assert heading.text() == "Failing parts"
+    assert int(layout.blockBoundingRect(heading).top() // 600) == int(top // 600)  # not orphaned
+    assert int(top // 600) == int((bottom - 1) // 600)  # not split
