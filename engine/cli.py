@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from engine import cli_stream
 from engine.cli_decision import (
     add_decision_options,
     check_policy,
@@ -278,6 +279,13 @@ def cmd_backbones(_: argparse.Namespace) -> int:
 
 
 def _add_score_options(parser: argparse.ArgumentParser) -> None:
+    _add_model_options(parser)
+    parser.add_argument("--no-maps", action="store_true", help="skip heatmap PNGs and maps.h5")
+    add_decision_options(parser)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """What is scored and how: the options a recipe stores (``musc recipe create`` too)."""
     defaults = MuscConfig()
     parser.add_argument("--modality", choices=MODALITIES, default=defaults.modality)
     parser.add_argument("--backbone", help="registry name (see `musc backbones`); default: auto")
@@ -326,8 +334,6 @@ def _add_score_options(parser: argparse.ArgumentParser) -> None:
         help="backbone arithmetic (auto: bf16 on a CPU with AMX-BF16/AVX512-BF16, else fp32)",
     )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--no-maps", action="store_true", help="skip heatmap PNGs and maps.h5")
-    add_decision_options(parser)
 
 
 SCORE_HELP = """Score every category under DATASET and write the results into --out.
@@ -370,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     listing = commands.add_parser("backbones", help="list the available backbones")
     listing.set_defaults(func=cmd_backbones)
+    cli_stream.add_commands(commands, _add_model_options)
     return parser
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "discover_all",
     "discover_dataset",
     "discover_datasets",
+    "discover_parts",
     "sample_name",
 ]
 
@@ -153,6 +154,34 @@ def discover_dataset(root: PathLike, *, exclude: Sequence[PathLike] = ()) -> Dat
     return index
 
 
+def discover_parts(root: PathLike, *, exclude: Sequence[PathLike] = ()) -> DatasetIndex:
+    """Index a folder of one category without the sample-count check (line mode).
+
+    Parts arrive one by one, so a folder holding 0 or 1 of them is still filling, not an
+    error. Layout, sample names, labels and skipped files are what :func:`discover_dataset`
+    gives for the same folder.
+
+    Raises:
+        InvalidInputError: ``root`` is unusable (as :func:`discover_all`), or it holds several
+            categories.
+    """
+    folder = Path(root).expanduser()
+    excluded = resolve_all(exclude)
+    _check_root(folder, excluded)
+    walker = Walker(excluded)
+    found = _find_categories(folder, walker)
+    if len(found) > 1:
+        names = ", ".join(path.name for path, _ in found)
+        raise InvalidInputError(
+            f"{folder}: holds {len(found)} categories ({names}); expected one. Point at one "
+            "category folder."
+        )
+    path, layout = found[0]
+    index = _index_category(path, layout, excluded, check_counts=False)
+    index.skipped.extend(s for s in walker.skipped if s not in index.skipped)
+    return index
+
+
 def _check_root(folder: Path, excluded: tuple[Path, ...]) -> None:
     kind = Walker().kind(folder)  # no exception for an unreadable path: it is named below
     if kind != "dir":
@@ -195,14 +224,17 @@ def _find_categories(folder: Path, walker: Walker) -> list[tuple[Path, str]]:
     return found or [(folder, "folder")]
 
 
-def _index_category(folder: Path, layout: str, excluded: tuple[Path, ...]) -> DatasetIndex:
+def _index_category(
+    folder: Path, layout: str, excluded: tuple[Path, ...], check_counts: bool = True
+) -> DatasetIndex:
     index = DatasetIndex(root=folder, layout=layout, category=folder.name)
     scan = Scan(index, Walker(excluded))
     scan_category(folder, layout, scan)
     index.skipped.extend(s for s in scan.walker.skipped if s not in index.skipped)
     index.samples, renames = _unique_names(index.samples)
     index.warnings.extend(renames)
-    _check_counts(index)
+    if check_counts:
+        _check_counts(index)
     index.warnings.extend(_missing_file_warnings(index.samples, scan.unusable_xyz))
     return index
 
