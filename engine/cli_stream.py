@@ -76,10 +76,12 @@ def add_commands(commands: argparse._SubParsersAction, add_model_options: ModelO
     watch.add_argument("folder", help="the folder the line writes parts into")
     watch.add_argument("--recipe", required=True, help="recipe from `musc recipe create`")
     watch.add_argument("--out", required=True, help="output folder (stream.csv, maps)")
-    watch.add_argument("--bank-policy", choices=BANK_POLICIES, default="pinned",
+    watch.add_argument("--bank-policy", choices=BANK_POLICIES, default="both",
                        help="pinned: the recipe's bank; rolling: the last passing parts; "
                        "both: the recipe's bank plus the last passing parts")  # fmt: skip
-    watch.add_argument("--rolling", type=int, help="rolling share of the bank (default: bank size)")
+    watch.add_argument("--rolling", type=int,
+                       help=f"most recent passing parts in the bank (default: up to "
+                       f"{DEFAULT_BANK} parts in all)")  # fmt: skip
     watch.add_argument(
         "--once", action="store_true", help="score the parts in FOLDER (arrival order) and exit"
     )
@@ -138,6 +140,15 @@ class _StopFlag:
         _say("stopping after the part in hand (Ctrl+C again to stop at once)")
 
 
+def default_rolling(policy: str, recipe_bank: int, rolling: int | None) -> int:
+    """The rolling share of the bank: ``--rolling``, else what fills the bank to
+    max(50, the recipe's bank) — the bank size the latency figures are measured at."""
+    if rolling is not None:
+        return rolling
+    total = max(DEFAULT_BANK, recipe_bank)
+    return total - recipe_bank if policy == "both" else total
+
+
 def open_scorer(recipe_path: str | Path, policy: str, rolling: int | None = None,
                 device: str | None = None) -> StreamScorer:  # fmt: skip
     """A scorer from a recipe file, refused when this machine's backbones differ from its."""
@@ -146,8 +157,8 @@ def open_scorer(recipe_path: str | Path, policy: str, rolling: int | None = None
     backbone, backbone_3d = build_backbones(config, recipe.modality)
     check_backbones(recipe, backbone and backbone.info, backbone_3d and backbone_3d.info,
                     recipe_path)  # fmt: skip
-    size = rolling if rolling is not None else len(recipe.members)
-    bank = Bank(recipe.members, policy, rolling_size=size)
+    bank = Bank(recipe.members, policy, rolling_size=default_rolling(policy, len(recipe.members),
+                                                                     rolling))  # fmt: skip
     return StreamScorer(config, recipe.modality, bank, recipe.image_cut, recipe.pixel_cut,
                         backbone=backbone, backbone_3d=backbone_3d)  # fmt: skip
 

@@ -12,36 +12,46 @@ import torch
 
 from engine.method import cae, mutual_scoring
 
+BLOCK_FLOATS = 4 * 2**20  # one (B, rows, L') block: 16 MiB, small enough to stay near the caches
+
 
 def nearest_distances(
     query: torch.Tensor, references: torch.Tensor, *, unit_norm: bool, chunk_mib: int = 64
 ) -> torch.Tensor:
     """Distance from every query patch to the nearest patch of each reference part.
 
+    The query is cut into row blocks, each multiplied with all references at once (a batched
+    GEMM on a transposed view, no copy) and reduced at once: the similarity block is read back
+    while it is still in cache, which measured 2-7x faster than one large block per reference
+    chunk on this CPU (memory traffic, not arithmetic, bounds this step).
+
     Args:
         query: (L, C) features of the new part (one layer).
         references: (B, L', C) features of the bank parts (same layer).
         unit_norm: The features are L2-normalised (2D): the nearest patch is the most similar.
             Otherwise (3D) the norms enter as in :func:`mutual_scoring.patch_to_sample_distances`.
-        chunk_mib: Memory budget of one similarity block (bounds peak memory for any B).
+        chunk_mib: Upper bound of one similarity block in MiB (bounds peak memory for any B).
 
     Returns:
         (L, B) distances.
     """
     num_refs, ref_patches, _ = references.shape
-    per_block = max(1, int(chunk_mib * 2**20 / 4 // max(1, query.shape[0] * ref_patches)))
+    budget = min(BLOCK_FLOATS, chunk_mib * 2**20 // 4)
+    rows = max(1, min(query.shape[0], budget // max(1, num_refs * ref_patches)))
+    transposed = references.transpose(1, 2)  # (B, C, L') view
     out = torch.empty((query.shape[0], num_refs), dtype=query.dtype, device=query.device)
-    query_sq = (query * query).sum(-1)
-    for start in range(0, num_refs, per_block):
-        block = references[start : start + per_block]
-        sims = query @ block.reshape(-1, block.shape[-1]).T  # (L, b*L')
-        sims = sims.view(query.shape[0], block.shape[0], ref_patches)
-        if unit_norm:
-            nearest = 2.0 - 2.0 * sims.amax(dim=2)
-        else:
-            ref_sq = (block * block).sum(-1)  # (b, L')
-            nearest = (ref_sq[None] - 2.0 * sims).amin(dim=2) + query_sq[:, None]
-        out[:, start : start + block.shape[0]] = nearest
+    if unit_norm:
+        for start in range(0, query.shape[0], rows):
+            sims = torch.matmul(query[start : start + rows], transposed)  # (B, rows, L')
+            out[start : start + rows] = (2.0 - 2.0 * sims.amax(dim=2)).T
+    else:
+        query_sq = (query * query).sum(-1)
+        ref_sq = (references * references).sum(-1)[:, None, :]  # (B, 1, L')
+        for start in range(0, query.shape[0], rows):
+            block = query[start : start + rows]
+            # ||y||^2 - 2 x.y in one call, the nearest over y, then + ||x||^2
+            partial = torch.baddbmm(ref_sq, block.expand(num_refs, -1, -1), transposed, alpha=-2)
+            out[start : start + rows] = (partial.amin(dim=2) + query_sq[start : start + rows]).T
     return torch.sqrt(torch.clamp(out, min=0.0))
 
 

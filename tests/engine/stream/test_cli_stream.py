@@ -129,3 +129,12 @@ def test_ctrl_c_stops_watching_cleanly(recipe, line, tmp_path) -> None:
 
 def _rows_if_any(out: Path) -> list[dict[str, str]]:
     return _rows(out) if (out / "stream.csv").is_file() else []
+
+
+def test_the_default_rolling_share_fills_the_bank_to_fifty() -> None:
+    from engine.cli_stream import default_rolling
+
+    assert default_rolling("both", 12, None) == 38
+    assert default_rolling("rolling", 12, None) == 50
+    assert default_rolling("both", 60, None) == 0
+    assert default_rolling("both", 12, 5) == 5
