@@ -36,6 +36,7 @@ from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex
 from engine.session.session import InspectionSession
 from musc_gui.controller import SessionController
+from musc_gui.line.line_panel import LinePanel
 from musc_gui.panels.decision_panel import DecisionPanel
 from musc_gui.panels.parameters import ParameterPanel
 from musc_gui.panels.ranked_list import RankedListPanel
@@ -93,6 +94,10 @@ class MainWindow(QMainWindow):
         self.ranked_dock = self.add_dock("Ranked parts", self.ranked,
                                          Qt.DockWidgetArea.LeftDockWidgetArea)  # fmt: skip
         self.decision_dock = self.add_dock("Decision", self.decision, right)
+        self.line = LinePanel(self.state, self.controller, self.ranked, self.settings)
+        self.line_dock = self.add_dock("Line", self.line, right)
+        self.tabifyDockWidget(self.decision_dock, self.line_dock)
+        self.decision_dock.raise_()
         self.parameters_dock = self.add_dock("Parameters", self.parameters, right)
         self.summary_dock = self.add_dock("Dataset", self.summary, right)
         self.tabifyDockWidget(self.parameters_dock, self.summary_dock)
@@ -179,6 +184,8 @@ class MainWindow(QMainWindow):
         self.rerun_action = action("&Re-run", self.rerun, "F5")
         self.rerun_action.setToolTip("Rescan the folder and score what is new or changed (F5)")
         self.clear_cache_action = action("Clear session &cache", self.clear_cache)
+        self.line_action = action("&Line mode…", self.show_line)
+        self.line_action.setToolTip("Watch a folder with a recipe and score each part as it lands")
         quit_action = action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         file_menu = self.file_menu = self.menuBar().addMenu("&File")
         file_menu.addActions([self.open_action, self.demo_action])
@@ -190,7 +197,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         run_menu = self.menuBar().addMenu("&Run")
-        run_menu.addActions([self.rerun_action, self.cancel_action])
+        run_menu.addActions([self.rerun_action, self.cancel_action, self.line_action])
         view_menu = self.menuBar().addMenu("&View")
         for dock in self.findChildren(QDockWidget):
             view_menu.addAction(dock.toggleViewAction())
@@ -224,7 +231,11 @@ class MainWindow(QMainWindow):
         controller.ran.connect(
             lambda s: self.run_time_label.setText(f"Last run: {format_seconds(s)} (wall clock)")
         )
-        self.parameters.cheap_changed.connect(lambda changes: controller.set_cheap(**changes))
+        self.parameters.cheap_changed.connect(self._cheap_changed)
+        line = self.line.controller
+        line.message.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        line.failed.connect(lambda text: self.show_error(text))
+        line.running_changed.connect(self._line_running)
         self.parameters.apply_requested.connect(self.apply_config)
         self.state.dataset_changed.connect(self._dataset_changed)
         self.start_page.open_requested.connect(self.open_dialog)
@@ -285,7 +296,29 @@ class MainWindow(QMainWindow):
 
     def apply_config(self, config: MuscConfig) -> None:
         """Switch to ``config`` and recompute only the stages it invalidates."""
+        if self.line.controller.active:  # the line scores with its recipe's configuration
+            self.parameters.set_config(self.state.config)
+            text = "Line mode uses the recipe's configuration; stop the line or make a new recipe"
+            self.statusBar().showMessage(text, 10000)
+            return
         self.controller.apply_config(config)
+
+    def show_line(self) -> None:
+        """Bring the Line dock to the front (line mode's controls)."""
+        self.line_dock.show()
+        self.line_dock.raise_()
+
+    def _line_running(self, running: bool) -> None:
+        if running:  # the line's read-outs are what is watched now: give them the column
+            self.show_line()
+            self.resizeDocks([self.line_dock, self.parameters_dock],
+                             [self.height() * 3 // 4, self.height() // 4],
+                             Qt.Orientation.Vertical)  # fmt: skip
+
+    def _cheap_changed(self, changes: dict[str, Any]) -> None:
+        # while the line runs, X %/k re-score its recent parts on the line's worker
+        if not self.line.controller.set_cheap(changes):
+            self.controller.set_cheap(**changes)
 
     def live_rescore(self, changes: dict[str, Any]) -> None:
         """Re-score with changed cheap fields in the background (see ``set_cheap``)."""
@@ -366,5 +399,6 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop running work before closing."""
+        self.line.controller.shutdown()
         self.controller.shutdown()
         super().closeEvent(event)

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from engine.errors import CancelledError, MuscError
 from engine.progress import CancelToken, Progress, run_to_completion
@@ -143,7 +143,9 @@ class EngineRunner(RunSignals):
         worker.returned.connect(self.returned)
         worker.errored.connect(self.errored)
         worker.aborted.connect(self.aborted)
-        worker.finished.connect(thread.quit)
+        # direct: quit() is thread-safe, and a queued call would wait for the GUI thread, which
+        # may be the one blocked in wait() (closing the window during a run)
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         thread.finished.connect(self._cleanup)
         self._thread, self._worker = thread, worker
         thread.start()

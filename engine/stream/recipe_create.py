@@ -46,12 +46,25 @@ class MadeRecipe:
     stream_scores: dict[str, float]
 
 
-def _cut(choice: str | float, scores: np.ndarray, labels: list, what: str) -> Threshold:
+def bank_cut(member_scores: np.ndarray) -> Threshold:
+    """The label-free image cut of a stream: ``median + 3·1.4826·MAD`` of the bank parts'
+    stream scores, each scored against the other bank parts as a new part is.
+
+    The bank parts passed the batch's cut, so they are the line's accepted parts; unlike the
+    batch rule's lower half (a truncated sample, whose MAD understates the spread of good parts),
+    they carry the whole spread of what the line accepts.
+    """
+    how = (f"median + {cuts.ROBUST_K:g}\u00b71.4826\u00b7MAD of the {member_scores.size} bank "
+           "parts' stream scores (each against the other bank parts)")  # fmt: skip
+    return Threshold(cuts.robust_cut(member_scores), how, "auto")
+
+
+def _cut(choice: str | float, scores: np.ndarray, labels: list, members: np.ndarray) -> Threshold:
     if isinstance(choice, str) and choice == "max-f1":
         return cuts.max_f1_threshold(scores, labels)
     if isinstance(choice, str):
-        return cuts.image_threshold_auto(scores)
-    return cuts.user_threshold(float(choice), what)
+        return bank_cut(members)
+    return cuts.user_threshold(float(choice), "image cut")
 
 
 def make_recipe(
@@ -99,7 +112,8 @@ def make_recipe(
     scored = [n for n in batch.names if n in stream_scores]
     values = np.array([stream_scores[n] for n in scored])
     labels = [batch.samples[batch.names.index(n)].label for n in scored]
-    image_cut = _cut(threshold, values, labels, "image cut")
+    members_scores = np.array([stream_scores[n] for n in names])
+    image_cut = _cut(threshold, values, labels, members_scores)
     pixel_cut = (
         cuts.pixel_threshold_auto(values, [peaks[n] for n in scored])
         if isinstance(pixel_threshold, str)

@@ -31,6 +31,7 @@ from watchdog.observers.polling import PollingObserver
 
 from engine.data.discover import discover_parts
 from engine.data.listing import resolve_all
+from engine.data.readers import probe_header
 from engine.data.samples import Sample, SkippedFile
 from engine.errors import InvalidInputError
 
@@ -147,6 +148,10 @@ class _UnusableFiles:
         now, ready = time.monotonic(), []
         for path, (stat, since, entry) in self._seen.items():
             if now - since >= self.settle_seconds and _stat(path) == stat:
+                # the index may have read the file while it was still being written, and its
+                # size stopped changing before this stat: unusable only if it still is now
+                if "header" in entry.reason and probe_header(path) is None:
+                    continue
                 if (path, stat) not in self._reported:
                     self._reported.add((path, stat))
                     ready.append(entry)

@@ -68,6 +68,7 @@ class RankedListPanel(QWidget):
 
     Attributes:
         known_good_action: "Mark as known-good" / "Unmark known-good" for the current part (G).
+        extra_actions: More context-menu actions on the current part (line mode's pin/unpin).
     """
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
@@ -90,6 +91,7 @@ class RankedListPanel(QWidget):
         self.known_good_action.triggered.connect(lambda: self.toggle_known_good())
         self.table.addAction(self.known_good_action)  # G only while the list has the focus
         self.context_menu = QMenu(self)  # popup(), not exec(): no nested event loop
+        self.extra_actions: list[QAction] = []
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
 
@@ -285,6 +287,7 @@ class RankedListPanel(QWidget):
         self.known_good_action.setText("Unmark known-good" if marked else "Mark as known-good")
         self.context_menu.clear()
         self.context_menu.addAction(self.known_good_action)
+        self.context_menu.addActions(self.extra_actions)
         self.context_menu.popup(self.table.viewport().mapToGlobal(position))
 
     def visible_samples(self) -> list[int]:

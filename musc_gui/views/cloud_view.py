@@ -312,6 +312,9 @@ class CloudView(QWidget):
             self.cut_line.setValue(256.0 * min(max(share, 0.0), 1.0))
 
     def _recolour(self, *_: object) -> None:
+        # a decision can change before this view hears of a cleared result (signal order)
+        if self._points is not None and self.state.result is None:
+            return self._on_current_changed(self.state.current)
         if self._points is not None:  # colours only: positions stay on the GPU
             self.scatter.setData(color=self._compute_colors())
             self._on_pointed_changed(self.state.pointed)

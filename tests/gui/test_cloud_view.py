@@ -236,6 +236,16 @@ out["picked_near"] = bool(picked >= 0 and np.linalg.norm(
 out["pointed_after_pick"] = state.pointed == int(points.pixel_index[picked])
 app.processEvents()
 view.grab().save(f"{shots}/cloud_view_widget.png")
+# a decision cleared before this view hears that the result went (the app's signal order)
+errors = []
+sys.excepthook = lambda kind, value, tb: errors.append(repr(value))
+state.result = None
+state.set_decision(None)
+app.processEvents()
+out["cleared_result_errors"] = errors
+out["cleared_result_message"] = view.stack.currentWidget() is view.message
+state.set_result(result)
+state.set_decision(decision)
 result.points[index] = None
 state.set_current(-1)
 state.set_current(index)
@@ -270,5 +280,6 @@ def test_cloud_view_renders_and_links(scored_line, xvfb_display, tmp_path):
     assert all(out["colours_differ"]), "the score choice did not change the colours"
     assert out["marked"]
     assert out["picked_near"] and out["pointed_after_pick"]
+    assert out["cleared_result_errors"] == [] and out["cleared_result_message"]
     assert out["message_without_points"] and "no 3D points" in out["message"]
     assert out["failure_shown"] and "GLError 1282" in out["failure_message"]

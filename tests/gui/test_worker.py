@@ -133,6 +133,24 @@ def test_work_without_a_session(qtbot):
     qtbot.waitUntil(lambda: not runner.running, timeout=5000)
 
 
+def test_wait_returns_when_a_cancelled_run_ends_without_the_event_loop(qtbot):
+    """Closing the window cancels, then blocks the GUI thread in wait(): it must not hang."""
+    import time
+
+    def steps():
+        while True:
+            time.sleep(0.01)
+            yield Progress("endless", 0, 1)
+
+    runner = EngineRunner()
+    with qtbot.waitSignal(runner.started, timeout=5000):
+        runner.start(None, steps)
+    runner.cancel()
+    began = time.monotonic()
+    assert runner.wait(10_000)  # no event processing here, as in closeEvent
+    assert time.monotonic() - began < 5
+
+
 def test_rescore_steps_run_in_a_worker(qtbot, scored_line):
     session = InspectionSession.from_snapshot(scored_line[0].dataset, scored_line[0].snapshot())
     session.rescore()

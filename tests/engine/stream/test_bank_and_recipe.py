@@ -12,7 +12,7 @@ from engine.config import MuscConfig
 from engine.data.discover import discover_dataset
 from engine.data.synthetic import write_synthetic_dataset
 from engine.decision.model import decide
-from engine.decision.thresholds import Threshold
+from engine.decision.thresholds import Threshold, robust_cut
 from engine.errors import InvalidInputError
 from engine.progress import run_to_completion
 from engine.session.session import InspectionSession
@@ -97,6 +97,10 @@ def test_the_bank_holds_passing_parts_only(made) -> None:
     assert 2 <= len(recipe.members) < len(batch.names)  # some parts fail this batch's cut
     assert [m.name for m in recipe.members] == sorted(passing, key=scores.get)[:5]
     assert recipe.image_cut.source == "auto"
+    # the label-free stream cut comes from the bank parts' own stream scores only
+    members = [result.stream_scores[m.name] for m in recipe.members]
+    assert recipe.image_cut.value == pytest.approx(robust_cut(members))
+    assert recipe.image_cut.value != pytest.approx(robust_cut(list(result.stream_scores.values())))
     assert set(recipe.calibration["stream_scores"]) == set(result.batch.names)
 
 
