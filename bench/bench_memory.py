@@ -6,6 +6,7 @@ peak it prints :mod:`engine.session.memory`'s estimate and the subsets g the run
 
     .venv/bin/python bench/bench_memory.py                      # N = 250, 500, 1000 at 96 px
     .venv/bin/python bench/bench_memory.py --sizes 250 --image-size 224   # slow: > 5 min here
+    .venv/bin/python bench/bench_memory.py --model      # the model at full image size, no run
 
 96 px is the default because at 224 px N = 250 alone ran over 5 minutes on the 2-core machine.
 """
@@ -54,6 +55,34 @@ def run_one(args: argparse.Namespace) -> dict:
     }
 
 
+MODELS = {  # (patches L, 2D channels per layer, 3D groups G, 3D channels, map side)
+    "EfficientNet-Lite0 320 px, 2D": (1600, (40, 112), 0, (), 0),
+    "DINO ViT-B/8 224 px, 2D": (784, (768, 768, 768), 0, (), 0),
+    "EfficientNet-Lite0 + FPFH, 2D+3D": (1600, (40, 112), 1024, (33,), 224),
+    "ViT-B/8 + Point-MAE, 2D+3D": (784, (768, 768, 768), 1024, (384, 384, 384), 224),
+}
+
+
+def print_model(sizes: list[int]) -> None:
+    """The memory model at the backbones' real image sizes, with the automatic subsets."""
+    from engine.config import MuscConfig
+    from engine.session import memory
+
+    budget = memory.memory_budget()
+    print(f"memory model (engine.session.memory), budget {budget / 1e9:.1f} GB")
+    print("run | N | g (auto) | features GB | clouds GB | tables GB | scoring GB | total GB")
+    for name, (patches, channels, groups, channels_3d, side) in MODELS.items():
+        feature_sizes = memory.FeatureSizes(patches, channels, groups, channels_3d or (384,),
+                                            side * side, 128 if groups else 0)  # fmt: skip
+        for n in sizes:
+            g, _ = memory.auto_subsets(n, MuscConfig(), feature_sizes, budget)
+            e = memory.estimate(n, feature_sizes, g)
+            print(
+                f"{name} | {n} | {g} | {e.features / 1e9:.2f} | {e.clouds / 1e9:.2f} | "
+                f"{e.tables / 1e9:.2f} | {e.scoring / 1e9:.2f} | {e.total / 1e9:.2f}"
+            )
+
+
 def main() -> None:
     """Parse options, run each N in a subprocess, print the table."""
     parser = argparse.ArgumentParser(
@@ -65,7 +94,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--model", action="store_true", help="print the memory model only")
     args = parser.parse_args()
+    if args.model:
+        print_model(args.sizes + ([5000] if 5000 not in args.sizes else []))
+        return
     if args.child is not None:
         args.n = args.child
         print(json.dumps(run_one(args)))
