@@ -36,7 +36,8 @@ install_python_packages() {
   .venv/bin/python -m pip install -q --upgrade pip
   # torch first, pinned, so that the project's ">=" ranges never pull a different build
   .venv/bin/python -m pip install -q "${TORCH_PINS[@]}"
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  # the cluster extra (Ray) too, so that the test command also tests musc score --cluster
+  .venv/bin/python -m pip install -q -e ".[dev,cluster]"
   rm -f .venv/.bootstrap-*
   touch "$stamp"
 }

@@ -23,6 +23,7 @@ from engine.cli_decision import (
     decide_and_say,
     policies_from_args,
 )
+from engine.cluster.cli_support import add_cluster_option, cluster_backend
 from engine.config import DEVICES, MODALITIES, PRECISIONS, MuscConfig
 from engine.data.discover import discover_datasets
 from engine.data.samples import DatasetIndex, SkippedFile
@@ -33,6 +34,7 @@ from engine.method.subsets import effective_subsets
 from engine.outputs.export import ensure_writable, write_outputs
 from engine.outputs.staging import check_target, commit, staged_output
 from engine.progress import Progress, run_to_completion
+from engine.session.compute_backend import DistanceBackend
 from engine.session.results import ScoreResult
 from engine.session.session import InspectionSession
 
@@ -128,16 +130,18 @@ def score_dataset(
     *,
     maps: bool = True,
     policy: DecisionPolicy | None = None,
+    distances: DistanceBackend | None = None,
 ) -> tuple[ScoreResult, dict[str, dict[str, float]]]:
     """Score one category and write its outputs into ``out_dir``; returns result and metrics.
 
     The decision (``policy``; default all automatic) gives every part its verdict and defect
     regions. When the metrics cannot be computed the outputs are written anyway, with the
-    reason under ``metrics_error`` in results.json.
+    reason under ``metrics_error`` in results.json. ``distances``: where mutual scoring runs
+    (default: this process; ``--cluster``: Ray).
     """
     policy = policy or DecisionPolicy()
     check_policy(dataset, policy)
-    session = InspectionSession(dataset, config)
+    session = InspectionSession(dataset, config, distances=distances)
     for line in session.choose_backbones():
         _say(line)  # one visible line per automatic choice: which backbone and why
     result = _with_progress(session.run())
@@ -205,6 +209,7 @@ def _score_all(
     several: bool,
     maps: bool,
     policies: dict[str, DecisionPolicy],
+    distances: DistanceBackend | None = None,
 ) -> list[dict[str, str]]:
     """Score every category into ``staging``; returns the categories that failed, with reasons.
 
@@ -216,7 +221,8 @@ def _score_all(
         sub = dataset.category if several else ""
         try:
             result, metrics = score_dataset(dataset, config, staging / sub, maps=maps,
-                                            policy=policies[dataset.category])  # fmt: skip
+                                            policy=policies[dataset.category],
+                                            distances=distances)  # fmt: skip
         except MuscError as error:
             if not several:
                 raise
@@ -237,9 +243,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     failed = [_failure(f.category, f.root, f.reason) for f in datasets.failures]
     total = len(datasets) + len(failed)
     datasets, policies = policies_from_args(args, list(datasets), (target.path,), _say)
-    with staged_output(target.path) as staging:
+    with cluster_backend(args.cluster) as distances, staged_output(target.path) as staging:
         failed += _score_all(datasets, config, staging, target.path, several=total > 1,
-                             maps=not args.no_maps, policies=policies)  # fmt: skip
+                             maps=not args.no_maps, policies=policies,
+                             distances=distances)  # fmt: skip
         if len(failed) == total:
             raise InvalidInputError(
                 f"{args.dataset}: none of the {total} categories could be scored "
@@ -281,6 +288,7 @@ def cmd_backbones(_: argparse.Namespace) -> int:
 def _add_score_options(parser: argparse.ArgumentParser) -> None:
     _add_model_options(parser)
     parser.add_argument("--no-maps", action="store_true", help="skip heatmap PNGs and maps.h5")
+    add_cluster_option(parser)
     add_decision_options(parser)
 
 

@@ -28,6 +28,71 @@ def tile_size(num_patches: int, chunk_mib: int, num_samples: int) -> int:
     return max(1, min(num_samples, tile))
 
 
+def tile_pairs(num_samples: int, tile: int) -> list[tuple[int, int]]:
+    """Start indices (a, b), a <= b, of every unordered pair of tiles: the unit of work."""
+    starts = list(range(0, num_samples, tile))
+    return [(a, b) for ai, a in enumerate(starts) for b in starts[ai:]]
+
+
+def block_nearest(
+    block_a: torch.Tensor, block_b: torch.Tensor, *, same: bool, unit_norm: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Nearest-patch values of one tile pair, both directions from one GEMM.
+
+    Args:
+        block_a: (Ta, L, C) features of tile I.
+        block_b: (Tb, L, C) features of tile J.
+        same: I and J are the same tile, so the reverse direction is not needed.
+        unit_norm: As in :func:`patch_to_sample_distances`.
+
+    Returns:
+        (Ta, L, Tb) values of I's patches against J's samples, and (Tb, L, Ta) the reverse
+        (None when ``same``). With ``unit_norm`` they are maximal similarities, otherwise
+        squared distances; :func:`finish_distances` turns them into distances.
+    """
+    ta, num_patches, channels = block_a.shape
+    tb = block_b.shape[0]
+    sims = block_a.reshape(-1, channels) @ block_b.reshape(-1, channels).T
+    if unit_norm:
+        # max similarity = min distance; 2 - 2 s is applied once at the end
+        rows = sims.view(ta * num_patches, tb, num_patches).amax(dim=2)
+        cols = None if same else sims.view(ta, num_patches, tb * num_patches).amax(dim=1)
+    else:
+        # min_n ||y_n||^2 - 2 x.y_n, plus ||x||^2 afterwards (and the same for columns)
+        squared_a = (block_a * block_a).sum(-1)
+        squared_b = (block_b * block_b).sum(-1)
+        sims.mul_(-2.0)
+        rows = (sims + squared_b.reshape(1, -1)).view(ta * num_patches, tb, -1)
+        rows = rows.amin(dim=2) + squared_a.reshape(-1, 1)
+        cols = None
+        if not same:
+            cols = (sims + squared_a.reshape(-1, 1)).view(ta, num_patches, -1)
+            cols = cols.amin(dim=1) + squared_b.reshape(1, -1)
+    rows = rows.view(ta, num_patches, tb)
+    if cols is not None:
+        cols = cols.view(ta, tb, num_patches).permute(1, 2, 0)
+    return rows, cols
+
+
+def place_block(
+    nearest: torch.Tensor,
+    a: int,
+    b: int,
+    rows: torch.Tensor,
+    cols: torch.Tensor | None,
+) -> None:
+    """Write one tile pair's values into the (N, L, N) table (every entry has one writer)."""
+    nearest[a : a + rows.shape[0], :, b : b + rows.shape[2]] = rows
+    if cols is not None:
+        nearest[b : b + cols.shape[0], :, a : a + cols.shape[2]] = cols
+
+
+def finish_distances(nearest: torch.Tensor, unit_norm: bool) -> torch.Tensor:
+    """Distances from the merged table of :func:`block_nearest` values."""
+    squared_distance = 2.0 - 2.0 * nearest if unit_norm else nearest
+    return torch.sqrt(torch.clamp(squared_distance, min=0.0))
+
+
 def patch_to_sample_distances(
     features: torch.Tensor,
     chunk_mib: int = 64,
@@ -53,33 +118,15 @@ def patch_to_sample_distances(
     """
     n, num_patches, _ = features.shape
     tile = tile_size(num_patches, chunk_mib, n)
-    starts = list(range(0, n, tile))
-    pairs = [(a, b) for ai, a in enumerate(starts) for b in starts[ai:]]
-    squared = (features * features).sum(-1)  # (N, L)
+    pairs = tile_pairs(n, tile)
     nearest = torch.zeros((n, num_patches, n), dtype=features.dtype, device=features.device)
     for done, (a, b) in enumerate(pairs, start=1):
-        qa, qb = features[a : a + tile], features[b : b + tile]
-        ta, tb = qa.shape[0], qb.shape[0]
-        sims = qa.reshape(-1, qa.shape[-1]) @ qb.reshape(-1, qb.shape[-1]).T
-        if unit_norm:
-            # max similarity = min distance; 2 - 2 s is applied once at the end
-            rows = sims.view(ta * num_patches, tb, num_patches).amax(dim=2)
-            cols = sims.view(ta, num_patches, tb * num_patches).amax(dim=1) if a != b else None
-        else:
-            # min_n ||y_n||^2 - 2 x.y_n, plus ||x||^2 afterwards (and the same for columns)
-            sims.mul_(-2.0)
-            rows = (sims + squared[b : b + tb].reshape(1, -1)).view(ta * num_patches, tb, -1)
-            rows = rows.amin(dim=2) + squared[a : a + ta].reshape(-1, 1)
-            cols = None
-            if a != b:
-                cols = (sims + squared[a : a + ta].reshape(-1, 1)).view(ta, num_patches, -1)
-                cols = cols.amin(dim=1) + squared[b : b + tb].reshape(1, -1)
-        nearest[a : a + ta, :, b : b + tb] = rows.view(ta, num_patches, tb)
-        if cols is not None:
-            nearest[b : b + tb, :, a : a + ta] = cols.view(ta, tb, num_patches).permute(1, 2, 0)
+        rows, cols = block_nearest(
+            features[a : a + tile], features[b : b + tile], same=a == b, unit_norm=unit_norm
+        )
+        place_block(nearest, a, b, rows, cols)
         yield Progress(stage, done, len(pairs))
-    squared_distance = 2.0 - 2.0 * nearest if unit_norm else nearest
-    return torch.sqrt(torch.clamp(squared_distance, min=0.0))
+    return finish_distances(nearest, unit_norm)
 
 
 def drop_self(distances: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,10 @@ from engine.backbones.base import Backbone2D, Backbone3D
 from engine.config import MuscConfig
 from engine.data.samples import DatasetIndex, Sample, SkippedFile
 from engine.device import resolve_device
-from engine.progress import Progress
+from engine.progress import CancelToken, Progress
 from engine.session import branch_2d, branch_3d
 from engine.session import rescan as parts
+from engine.session.compute_backend import RemoteExtraction
 from engine.session.stages import Stage
 
 
@@ -35,6 +36,16 @@ class PartStages:
     _clouds: Callable[[], dict[str, branch_3d.Cloud]]
     _ensure_backbone: Callable[[], Backbone2D]
     _ensure_backbone_3d: Callable[[], Backbone3D]
+    _backbone: Backbone2D | None
+    _backbone_3d: Backbone3D | None
+    distances: object  # the session's compute backend (None: this process)
+    cancel: CancelToken
+
+    def _remote(self, built: object) -> RemoteExtraction | None:
+        """The backend's extraction (Ray actors), unless it has none or a backbone was given."""
+        if built is None and isinstance(self.distances, RemoteExtraction):
+            return self.distances
+        return None
 
     def _keep_parts(
         self, dataset: DatasetIndex, kept: set[str], stages: dict[Stage, object]
@@ -82,14 +93,20 @@ class PartStages:
         tokens = branch_2d.Tokens2D([], [], [])
         if fresh:  # a rescan that only removed parts needs no backbone
             yield Progress(Stage.EXTRACT_2D, 0, len(fresh), "loading the backbone")
-            backbone = self._ensure_backbone()
             foregrounds = None
             if self.config.black_rgb_background and Stage.LOAD_3D in self._cache:
                 clouds = self._cache[Stage.LOAD_3D]
                 foregrounds = {name: c.foreground for name, c in clouds.items()}
-            tokens = yield from branch_2d.extract_2d(
-                fresh, backbone, self.config.batch_size, self.skipped, foregrounds
-            )
+            remote = self._remote(self._backbone)
+            if remote is not None:
+                tokens, self.backbone_info = yield from remote.extract_2d(
+                    fresh, self.config, self.skipped, foregrounds, self.cancel
+                )
+            else:
+                tokens = yield from branch_2d.extract_2d(
+                    fresh, self._ensure_backbone(), self.config.batch_size, self.skipped,
+                    foregrounds,
+                )  # fmt: skip
         if kept is None:
             return tokens
         if stripped and tokens.samples:
@@ -130,7 +147,12 @@ class PartStages:
         kept = self._carried.get(Stage.EXTRACT_3D)
         fresh = clouds if kept is None else {n: c for n, c in clouds.items() if n not in kept}
         features: list[torch.Tensor] = []
-        if fresh:
+        remote = self._remote(self._backbone_3d)
+        if fresh and remote is not None:
+            features, self.backbone_3d_info = yield from remote.extract_3d(
+                fresh, self._cache[Stage.GROUP_3D], self.config, self.cancel
+            )
+        elif fresh:
             features = yield from branch_3d.extract_3d(
                 fresh, self._cache[Stage.GROUP_3D], self._ensure_backbone_3d(), self.config,
                 self.timings,

@@ -31,6 +31,7 @@ from engine.precision import resolve_precision
 from engine.progress import CancelToken, Progress, timed
 from engine.session import branch_3d
 from engine.session import rescan as parts
+from engine.session.compute_backend import DistanceBackend
 from engine.session.memory import plan_subsets
 from engine.session.part_stages import PartStages
 from engine.session.readout import read_out
@@ -74,8 +75,10 @@ class InspectionSession(SessionBackbones, PartStages):
         backbone: Backbone2D | None = None,
         backbone_3d: Backbone3D | None = None,
         cancel: CancelToken | None = None,
+        distances: DistanceBackend | None = None,
     ) -> None:
         super().__init__(backbone, backbone_3d)
+        self.distances = distances  # where scoring (and, on Ray, extraction) runs; None: here
         self.dataset = dataset
         self.config = config or MuscConfig()
         self.cancel = cancel or CancelToken()
@@ -396,5 +399,7 @@ class InspectionSession(SessionBackbones, PartStages):
             patch_of_group,
             use_cae=self.uses_cae,
             chunk_mib=self.config.chunk_mib,
+            backend=self.distances,
+            cancel=self.cancel,
         )
         return tables

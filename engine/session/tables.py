@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from engine.method import cae, mutual_scoring
-from engine.progress import Progress
+from engine.progress import CancelToken, Progress
 from engine.session.branch_3d import Cloud
+from engine.session.compute_backend import DistanceBackend, LocalDistances
 
 
 @dataclass
@@ -35,17 +36,26 @@ class SubsetTable:
     cumsum_3d: torch.Tensor | None
 
 
+@dataclass(frozen=True)
+class _Run:
+    """How the distance tables are computed: budget, backend and the cancellation flag."""
+
+    chunk_mib: int
+    backend: DistanceBackend
+    cancel: CancelToken | None
+
+
 def _distances(
-    features: torch.Tensor, chunk_mib: int, stage: str, unit_norm: bool
+    features: torch.Tensor, run: _Run, stage: str, unit_norm: bool
 ) -> Generator[Progress, None, torch.Tensor]:
-    table = yield from mutual_scoring.patch_to_sample_distances(
-        features, chunk_mib, stage, unit_norm=unit_norm
+    table = yield from run.backend.distances(
+        features, run.chunk_mib, stage, unit_norm=unit_norm, cancel=run.cancel
     )
     return mutual_scoring.drop_self(table)
 
 
 def _single(
-    layers: list[torch.Tensor], rows: list[int], chunk_mib: int, stage: str, unit_norm: bool
+    layers: list[torch.Tensor], rows: list[int], run: _Run, stage: str, unit_norm: bool
 ) -> Generator[Progress, None, torch.Tensor | None]:
     """Layer-averaged cumulative tables of one modality, or None for fewer than 2 samples."""
     if len(rows) < 2:
@@ -53,7 +63,7 @@ def _single(
     total = None
     for index, layer in enumerate(layers, start=1):
         label = f"{stage} (layer {index}/{len(layers)})"
-        distances = yield from _distances(layer[rows], chunk_mib, label, unit_norm)
+        distances = yield from _distances(layer[rows], run, label, unit_norm)
         cumsum = mutual_scoring.sorted_cumsum(distances)
         total = cumsum if total is None else total + cumsum
     return total / len(layers)
@@ -65,7 +75,7 @@ def _enhanced(
     rows_2d: list[int],
     rows_3d: list[int],
     patch_of_group: torch.Tensor,
-    chunk_mib: int,
+    run: _Run,
 ) -> Generator[Progress, None, tuple[torch.Tensor, torch.Tensor]]:
     """CAE per layer pair, then the layer-averaged tables of both modalities.
 
@@ -79,13 +89,9 @@ def _enhanced(
     for t in range(rounds):
         l2, l3 = t * len(d2) // rounds, t * len(d3) // rounds
         if d2[l2] is None:
-            d2[l2] = yield from _distances(
-                layers_2d[l2][rows_2d], chunk_mib, "mutual scoring 2D", True
-            )
+            d2[l2] = yield from _distances(layers_2d[l2][rows_2d], run, "mutual scoring 2D", True)
         if d3[l3] is None:
-            d3[l3] = yield from _distances(
-                layers_3d[l3][rows_3d], chunk_mib, "mutual scoring 3D", False
-            )
+            d3[l3] = yield from _distances(layers_3d[l3][rows_3d], run, "mutual scoring 3D", False)
         a_all, b_all = d2[l2], d3[l3]
         enhanced_a, enhanced_b = torch.empty_like(a_all), torch.empty_like(b_all)
         for query in range(a_all.shape[0]):
@@ -153,6 +159,8 @@ def mutual_scores(
     *,
     use_cae: bool,
     chunk_mib: int,
+    backend: DistanceBackend | None = None,
+    cancel: CancelToken | None = None,
 ) -> Generator[Progress, None, list[SubsetTable]]:
     """Re-scoring tables for every subset.
 
@@ -165,7 +173,11 @@ def mutual_scores(
         use_cae: Enhance across modalities; applied only when every sample of a subset has
             both modalities (mixed subsets would compare references that differ by modality).
         chunk_mib: Memory budget of one similarity block.
+        backend: Where the distance tables are computed (default: this process).
+        cancel: Checked by backends that wait on other processes (a local run is cancelled
+            between its yields by the caller).
     """
+    run = _Run(chunk_mib, backend or LocalDistances(), cancel)
     tables = []
     for members in subsets:
         with_3d = [i for i in members if i in row_3d]
@@ -178,16 +190,12 @@ def mutual_scores(
             and len(with_3d) == len(members)
         ):
             cumsum_2d, cumsum_3d = yield from _enhanced(
-                layers_2d, layers_3d, members, rows_3d, patch_of_group[rows_3d], chunk_mib
+                layers_2d, layers_3d, members, rows_3d, patch_of_group[rows_3d], run
             )
         else:
             if layers_2d is not None:
-                cumsum_2d = yield from _single(
-                    layers_2d, members, chunk_mib, "mutual scoring 2D", True
-                )
+                cumsum_2d = yield from _single(layers_2d, members, run, "mutual scoring 2D", True)
             if layers_3d is not None:
-                cumsum_3d = yield from _single(
-                    layers_3d, rows_3d, chunk_mib, "mutual scoring 3D", False
-                )
+                cumsum_3d = yield from _single(layers_3d, rows_3d, run, "mutual scoring 3D", False)
         tables.append(SubsetTable(members, with_3d, cumsum_2d, cumsum_3d))
     return tables
