@@ -70,16 +70,18 @@ def print_model(sizes: list[int]) -> None:
 
     budget = memory.memory_budget()
     print(f"memory model (engine.session.memory), budget {budget / 1e9:.1f} GB")
-    print("run | N | g (auto) | features GB | clouds GB | tables GB | scoring GB | total GB")
+    print("run | N | g (auto) | features GB | clouds GB | tables GB | scoring GB | maps GB | "
+          "total GB (with the runtime)")  # fmt: skip
     for name, (patches, channels, groups, channels_3d, side) in MODELS.items():
         feature_sizes = memory.FeatureSizes(patches, channels, groups, channels_3d or (384,),
-                                            side * side, 128 if groups else 0)  # fmt: skip
+                                            side * side, 128 if groups else 0, 224)  # fmt: skip
         for n in sizes:
             g, _ = memory.auto_subsets(n, MuscConfig(), feature_sizes, budget)
             e = memory.estimate(n, feature_sizes, g)
             print(
                 f"{name} | {n} | {g} | {e.features / 1e9:.2f} | {e.clouds / 1e9:.2f} | "
-                f"{e.tables / 1e9:.2f} | {e.scoring / 1e9:.2f} | {e.total / 1e9:.2f}"
+                f"{e.tables / 1e9:.2f} | {e.scoring / 1e9:.2f} | {e.maps / 1e9:.2f} | "
+                f"{e.total / 1e9:.2f}"
             )
 
 

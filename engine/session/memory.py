@@ -28,6 +28,8 @@ MIN_SUBSET = 100
 # copy without self-matches, the sort's values and int64 indices, the cumsum, the running total
 _TRANSIENT_TABLES = 7
 _FLOAT = 4
+# measured: importing the engine and building EfficientNet-Lite0 takes ~570 MiB of RSS
+RUNTIME_BYTES = 600 * 2**20
 _SCORE_STAGES = (Stage.SCORE_2D, Stage.SCORE_3D, Stage.SCORE_CAE)
 
 
@@ -42,6 +44,7 @@ class FeatureSizes:
         channels_3d: Channels of each 3D layer (Point-MAE's 3 x 384 until measured).
         points_3d: Points of one cloud at most (the map grid).
         group_size: Points per group.
+        map_side: Side S of the square anomaly maps the read-out keeps per part (0: none).
     """
 
     patches_2d: int = 0
@@ -50,11 +53,12 @@ class FeatureSizes:
     channels_3d: tuple[int, ...] = (384, 384, 384)
     points_3d: int = 0
     group_size: int = 0
+    map_side: int = 0
 
     @classmethod
     def of_run(cls, config: MuscConfig, modality: str, cache: dict[Stage, object]) -> FeatureSizes:
         """The sizes of a session's run, measured from its cached 2D features and 3D features."""
-        sizes = {}
+        sizes: dict[str, object] = {"map_side": config.eval_size}
         features_2d = cache.get(Stage.AGGREGATE_2D) if "2d" in modality else None
         if features_2d:
             sizes["patches_2d"] = int(features_2d[0].shape[1])
@@ -76,11 +80,14 @@ class MemoryEstimate:
     clouds: int  # 3D clouds and their groups
     tables: int  # the kept sorted cumulative distance tables of every subset
     scoring: int  # the transient tables while the largest subset is scored
+    maps: int = 0  # the read-out's anomaly maps (N, S, S), and one more copy while it builds them
+    runtime: int = RUNTIME_BYTES  # the interpreter, torch, open3d and a backbone, before any data
 
     @property
     def total(self) -> int:
         """All of it."""
-        return self.features + self.clouds + self.tables + self.scoring
+        return (self.features + self.clouds + self.tables + self.scoring + self.maps
+                + self.runtime)  # fmt: skip
 
 
 def estimate(n_parts: int, sizes: FeatureSizes, subsets: int = 1) -> MemoryEstimate:
@@ -99,7 +106,11 @@ def estimate(n_parts: int, sizes: FeatureSizes, subsets: int = 1) -> MemoryEstim
     clouds = n_parts * per_cloud if sizes.groups_3d else 0
     tables = n_parts * rows * max(0, largest - 1) * _FLOAT
     scoring = _TRANSIENT_TABLES * largest * max(sizes.patches_2d, sizes.groups_3d) * largest
-    return MemoryEstimate(features, clouds, tables, scoring * _FLOAT)
+    # fused maps plus a transient copy; with both modalities each one's own maps as well
+    per_map = sizes.map_side**2 * _FLOAT
+    copies = 2 + (2 if sizes.patches_2d and sizes.groups_3d else 0)
+    maps = n_parts * per_map * copies
+    return MemoryEstimate(features, clouds, tables, scoring * _FLOAT, maps)
 
 
 def estimate_bytes(n_parts: int, config: MuscConfig, sizes: FeatureSizes) -> int:

@@ -111,7 +111,7 @@ def read_out(
         modality=modality,
         image_scores=final.cpu().numpy(),
         max_scores=max_scores.cpu().numpy(),
-        maps=fused.cpu().numpy().astype(np.float32),
+        maps=fused.cpu().numpy().astype(np.float32, copy=False),  # no second N x S x S copy
         config=config,
         backbone=backbone,
         backbone_3d=backbone_3d,

@@ -36,7 +36,7 @@ def test_estimate_matches_the_measured_tensors_of_a_small_run(
 
     monkeypatch.setattr(mutual_scoring, "drop_self", spied)
     session = InspectionSession(_line(tmp_path), backbone=PixelPatchBackbone())
-    run_to_completion(session.run())
+    result = run_to_completion(session.run())
     n = len(session.samples)
     cache = session._cache
     sizes = FeatureSizes.of_run(session.config, "2d", cache)
@@ -49,6 +49,8 @@ def test_estimate_matches_the_measured_tensors_of_a_small_run(
     # the transient term covers the live copies of the largest distance table
     assert max(largest) <= guess.scoring <= 10 * max(largest)
     assert guess.total == memory.estimate_bytes(n, session.config, sizes)
+    # the read-out's maps and one transient copy (2D: the fused maps only)
+    assert guess.maps == 2 * result.maps.nbytes and guess.runtime == memory.RUNTIME_BYTES
 
 
 def test_more_subsets_need_less_memory() -> None:
