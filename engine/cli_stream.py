@@ -77,8 +77,8 @@ def add_commands(commands: argparse._SubParsersAction, add_model_options: ModelO
     watch.add_argument("--recipe", required=True, help="recipe from `musc recipe create`")
     watch.add_argument("--out", required=True, help="output folder (stream.csv, maps)")
     watch.add_argument("--bank-policy", choices=BANK_POLICIES, default="both",
-                       help="pinned: the recipe's bank; rolling: the last passing parts; "
-                       "both: the recipe's bank plus the last passing parts")  # fmt: skip
+                       help="both (default): the recipe's bank plus the last passing parts; "
+                       "pinned: the recipe's bank; rolling: the last passing parts")  # fmt: skip
     watch.add_argument("--rolling", type=int,
                        help=f"most recent passing parts in the bank (default: up to "
                        f"{DEFAULT_BANK} parts in all)")  # fmt: skip
