@@ -141,12 +141,14 @@ def test_maps_h5_keeps_every_map_and_replaces_a_name_written_again(tmp_path: Pat
 def test_outputs_survive_sigkill_while_writing(tmp_path: Path) -> None:
     acked = run_writer(tmp_path, kill_at=-1, acks_before_kill=4)
     names = check_after_kill(tmp_path, acked)
+    # maps.h5 is written before the CSV line, so it may hold the one part the kill cut short
+    committed = set(read_maps(tmp_path / "maps.h5"))
     # The next writer recovers the file (the killed one left it marked as open) and goes on.
     with StreamWriter(tmp_path) as writer:
         writer.write(record("after"), np.full((96, 96), 5.0))
     with h5py.File(tmp_path / "maps.h5", "r") as store:
         assert store.attrs["format"]
-    assert set(read_maps(tmp_path / "maps.h5")) == {*names, "after"}
+    assert set(read_maps(tmp_path / "maps.h5")) == committed | {"after"}
     assert [row[1] for row in read_csv(tmp_path)[1:]] == [*names, "after"]
 
 
