@@ -24,6 +24,8 @@ from engine.errors import InvalidInputError
 from engine.stream.part_readout import PartScore, PartTables, fusion_scales, read_out_part
 
 BANK_POLICIES = ("pinned", "rolling", "both")
+# the members' raw scores (B,), salient features (B, D) and per-modality fusion scales
+BankReadOut = tuple[torch.Tensor, torch.Tensor, dict[str, float]]
 MIN_BANK = 2  # mutual scoring needs at least two references to mean anything
 
 
@@ -188,7 +190,7 @@ class Bank:
         count = len(self._members)
         return self._buffers_2d.view(count), self._buffers_3d.view(count)
 
-    def read_out(self, config: MuscConfig) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    def read_out(self, config: MuscConfig) -> BankReadOut:
         """The members' raw scores (B,), salient features (B, D) and fusion scales at ``config``.
 
         Each member is read out from its own tables; results are kept until X %, the blur or

@@ -14,7 +14,6 @@ from engine.session.tables import cloud_rows
 from engine.stream.bank import BankMember
 from engine.stream.part_features import PartFeatures
 from engine.stream.query import query_tables
-from engine.stream.scorer import uses_cae
 
 
 def session_parts(session: InspectionSession) -> dict[str, PartFeatures]:
@@ -65,8 +64,7 @@ def bank_members(
         raise InvalidInputError(
             f"cannot put {', '.join(missing)} in the bank: not scored in every modality."
         )
-    use_cae = uses_cae(session.config, session.modality, session.backbone_infos()[1].name
-                       if session.backbone_infos()[1] else None)  # fmt: skip
+    use_cae = session.uses_cae  # resolved as the batch resolved it
     members = []
     for done, name in enumerate(names, start=1):
         others = [parts[n] for n in names if n != name]

@@ -22,7 +22,7 @@ from engine.data.samples import Sample
 from engine.decision.thresholds import Threshold
 from engine.device import resolve_device
 from engine.precision import resolve_precision
-from engine.stream.bank import Bank, BankMember
+from engine.stream.bank import Bank, BankMember, BankReadOut
 from engine.stream.part_features import PartFeatures, extract_part
 from engine.stream.part_readout import PartScore, PartTables, read_out_part, stream_rscon
 from engine.stream.query import query_tables
@@ -149,9 +149,15 @@ class StreamScorer:
         )  # fmt: skip
         return features.tables(cumsum_2d, cumsum_3d)
 
-    def final_score(self, result: PartScore) -> float:
-        """RsCon of a read-out part among the bank (:func:`stream_rscon`)."""
-        bank_raw, bank_salient, _ = self.bank.read_out(self.config)
+    def final_score(self, result: PartScore, bank: BankReadOut | None = None) -> float:
+        """RsCon of a read-out part among the bank (:func:`stream_rscon`).
+
+        Args:
+            result: The part's read-out.
+            bank: The bank's :meth:`Bank.read_out` at the current config, when the caller
+                already has it (scoring many parts reads the bank once).
+        """
+        bank_raw, bank_salient, _ = bank or self.bank.read_out(self.config)
         return stream_rscon(
             result.raw, result.salient, bank_raw, bank_salient, self.config.rscon_window
         )
@@ -170,9 +176,9 @@ class StreamScorer:
         features = self.extract(sample)
         with torch.inference_mode():
             tables = self.tables_against_bank(features)
-            _, _, scales = self.bank.read_out(self.config)
-            result = read_out_part(tables, self.config, scales)
-            score = self.final_score(result)
+            bank = self.bank.read_out(self.config)
+            result = read_out_part(tables, self.config, bank[2])
+            score = self.final_score(result, bank)
         part = StreamedPart(sample, features, tables, result, score, self.verdict(score))
         part.entered_bank = self.bank.offer(part.member(), part.verdict)
         part.seconds = time.perf_counter() - started
@@ -195,10 +201,10 @@ class StreamScorer:
         self.config = self.config.replace(**{k: v for k, v in changes.items() if v is not None})
         self.image_cut = image_cut or self.image_cut
         with torch.inference_mode():
-            _, _, scales = self.bank.read_out(self.config)
+            bank = self.bank.read_out(self.config)
             for part in self.recent:
-                part.result = read_out_part(part.tables, self.config, scales)
-                part.score = self.final_score(part.result)
+                part.result = read_out_part(part.tables, self.config, bank[2])
+                part.score = self.final_score(part.result, bank)
                 part.verdict = self.verdict(part.score)
         return list(self.recent)
 
