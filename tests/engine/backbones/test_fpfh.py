@@ -132,3 +132,40 @@ def test_bad_arguments() -> None:
     points, centers, groups = random_groups(wavy_cloud())
     with pytest.raises(InvalidInputError, match="groups"):
         FPFHBackbone().extract(points, centers, groups[:5])
+
+
+def test_a_regroup_re_pools_the_memo_and_equals_a_fresh_backbone(monkeypatch) -> None:
+    backbone = FPFHBackbone(layers=("mean", "max"))
+    points, centers, groups = random_groups(wavy_cloud())
+    backbone.extract(points, centers, groups)
+    calls = []
+    original = FPFHBackbone.point_features
+    monkeypatch.setattr(
+        FPFHBackbone, "point_features", lambda self, p: calls.append(1) or original(self, p)
+    )
+    _, centers2, groups2 = random_groups(points, g=25, k=20)  # another grouping, same cloud
+    again = backbone.extract(points, centers2, groups2)
+    assert calls == []  # re-pooled from the memo
+    fresh = FPFHBackbone(layers=("mean", "max")).extract(points, centers2, groups2)
+    assert calls == [1]
+    for a, b in zip(again, fresh, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_the_memo_is_keyed_by_the_cloud_and_dies_with_it() -> None:
+    backbone = FPFHBackbone()
+    points, centers, groups = random_groups(wavy_cloud())
+    first = backbone.extract(points, centers, groups)[0]
+    # equal values in a new tensor are another cloud (a re-read), described anew
+    bumped = points.clone()
+    bumped[:, 2] += 0.05 * torch.exp(-(bumped[:, :2] ** 2).sum(1) / 0.01)
+    assert not torch.allclose(backbone.extract(bumped, centers, groups)[0], first)
+    assert len(backbone._memo) == 2
+    del bumped
+    assert len(backbone._memo) == 1  # the finalizer dropped the dead cloud's entry
+    assert FPFHBackbone(memo_bytes=0).cloud_features(points) is not None
+    small = FPFHBackbone(memo_bytes=points.shape[0] * 33 * 4)  # room for one cloud
+    other = wavy_cloud(seed=2)
+    small.cloud_features(points)
+    small.cloud_features(other)
+    assert list(small._memo) == [id(other)]  # the older entry was evicted past the budget

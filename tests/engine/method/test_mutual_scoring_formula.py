@@ -59,3 +59,27 @@ def test_double_precision_is_kept() -> None:
             for j in range(2):
                 chord = 2 * math.sin(expected[i][j] / 2)
                 assert distances[i, 0, j].item() == pytest.approx(chord, abs=1e-9)
+
+
+@pytest.mark.parametrize("unit_norm", [True, False])
+@pytest.mark.parametrize("block_floats", [1, 7 * 9, 10**9])
+def test_cache_blocks_merge_to_the_brute_force_table(
+    monkeypatch: pytest.MonkeyPatch, unit_norm: bool, block_floats: int
+) -> None:
+    """Row blocks of one row, of a few rows, or of the whole part: the same table, both ways."""
+    monkeypatch.setattr(mutual_scoring, "BLOCK_FLOATS", block_floats)
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(5, 9, 4, generator=generator, dtype=torch.float64)
+    if unit_norm:
+        features = torch.nn.functional.normalize(features, dim=-1)
+    # tiles of 2 samples: pairs within a tile (same) and across tiles, with a last tile of 1
+    monkeypatch.setattr(mutual_scoring, "tile_size", lambda *_: 2)
+    table = run_to_completion(
+        mutual_scoring.patch_to_sample_distances(features, 4, unit_norm=unit_norm)
+    )
+    expected = torch.cdist(features.reshape(-1, 4), features.reshape(-1, 4))
+    expected = expected.view(5, 9, 5, 9).amin(dim=3)  # (i, m, j): nearest patch of j
+    off_diagonal = ~torch.eye(5, dtype=torch.bool)
+    got, want = table.permute(0, 2, 1)[off_diagonal], expected.permute(0, 2, 1)[off_diagonal]
+    assert torch.allclose(got, want, atol=1e-6)
+    assert torch.all(table[torch.arange(5), :, torch.arange(5)] == 0)  # self distance

@@ -116,3 +116,24 @@ def test_a_folder_of_xyz_maps_only_is_scored_in_3d(tmp_path: Path) -> None:
     result = run_to_completion(session.run())
     assert result.modality == "3d" and len(result.samples) == 6
     assert all(points is not None for points in result.points)
+
+
+def test_a_regroup_reuses_the_point_descriptors(dents, monkeypatch) -> None:
+    """FPFH per point does not depend on the groups: a C_thr change only re-pools it."""
+    from engine.backbones.fpfh import FPFHBackbone
+
+    session, _ = dents
+    described = []
+    original = FPFHBackbone.point_features
+    monkeypatch.setattr(
+        FPFHBackbone, "point_features", lambda self, p: described.append(1) or original(self, p)
+    )
+    session.update(session.config.replace(c_thr=0.05, k_iter=40))
+    regrouped = run_to_completion(session.run())
+    assert described == []
+    fresh = run_to_completion(InspectionSession(session.dataset, session.config).run())
+    assert len(described) == len(fresh.names)
+    assert np.allclose(regrouped.image_scores, fresh.image_scores, atol=1e-6)
+    assert np.allclose(regrouped.maps, fresh.maps, atol=1e-5)
+    session.update(CONFIG)
+    run_to_completion(session.run())
