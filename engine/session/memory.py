@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from engine.backbones.fpfh import FPFH_DIM, POINT_MEMO_BYTES
 from engine.config import MuscConfig
 from engine.method.subsets import effective_subsets
 from engine.session.stages import Stage
@@ -104,6 +105,10 @@ def estimate(n_parts: int, sizes: FeatureSizes, subsets: int = 1) -> MemoryEstim
     per_cloud = sizes.points_3d * (2 * 3 * _FLOAT + 8 + 3 * 8 + 3 * _FLOAT)
     per_cloud += 2 * sizes.groups_3d * sizes.group_size * 8
     clouds = n_parts * per_cloud if sizes.groups_3d else 0
+    if sizes.groups_3d:
+        # FPFH keeps its per-point descriptors for re-groups, up to its own cap (counted for
+        # every 3D backbone: an upper bound, at most POINT_MEMO_BYTES too high for Point-MAE)
+        clouds += min(POINT_MEMO_BYTES, n_parts * sizes.points_3d * FPFH_DIM * _FLOAT)
     tables = n_parts * rows * max(0, largest - 1) * _FLOAT
     scoring = _TRANSIENT_TABLES * largest * max(sizes.patches_2d, sizes.groups_3d) * largest
     # fused maps plus a transient copy; with both modalities each one's own maps as well
