@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import engine
 from engine.cluster import ClusterUnavailableError, require_ray
 from engine.session.compute_backend import DistanceBackend
 
 LOCAL = "ray"
 CLIENT_PREFIX = "ray://"
+# Ray (2.60 here) starts a new cluster with token authentication, so a client must send the token
+TOKEN_HINT = (
+    "a cluster with token authentication (the default of new Ray clusters) needs "
+    "RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN (or a file named by "
+    "RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token)"
+)
+# what a Ray client's error says when the cluster could not start its session's server
+SESSION_START_FAILED = "Starting Ray client server failed"
+CLIENT_ATTEMPTS = 3
 
 
 def cluster_spec(text: str) -> str:
@@ -55,17 +70,64 @@ def cluster_backend(spec: str | None) -> Iterator[DistanceBackend | None]:
 
     started = not ray.is_initialized()
     if started:
-        address = "local" if spec == LOCAL else spec
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING)  # fmt: skip
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise ClusterUnavailableError(
-                f"--cluster {spec}: cannot start or reach Ray ({error}); check the address, "
-                "or use --cluster ray for a local one"
-            ) from error
+        _connect(ray, spec)
     try:
         yield RayCompute()
     finally:
         if started:
             ray.shutdown()
+
+
+def init_options(spec: str) -> dict[str, Any]:
+    """``ray.init`` arguments for ``--cluster spec``.
+
+    A Ray client (``ray://``) ships this process's ``engine`` package to the cluster
+    (``runtime_env`` ``py_modules``), so its workers run the very code of this run whether or
+    not the cluster has musc-inspector installed; the cluster still needs the dependencies
+    (torch, timm, ...). A local Ray's workers import it from here.
+    """
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                               "logging_level": logging.WARNING}  # fmt: skip
+    if spec == LOCAL:
+        return {"address": "local", **options}
+    package = str(Path(engine.__file__).parent)
+    runtime_env = {"py_modules": [package], "excludes": ["__pycache__/", "*.pyc"]}
+    return {"address": spec, "runtime_env": runtime_env, **options}
+
+
+def _connect(ray: Any, spec: str, attempts: int = CLIENT_ATTEMPTS) -> None:
+    """``ray.init`` for ``spec``, keeping this process's SIGTERM handler (``ray.init`` replaces
+    it with one that exits with status 15, skipping the CLI's clean-up and exit status 143).
+
+    A Ray client's session is tried up to ``attempts`` times when the cluster failed to start
+    its server process for it (a race in Ray's client proxy, ray-project/ray#63202); any other
+    failure is reported at once.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main_thread else None
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                ray.init(**init_options(spec))
+                return
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                client = spec.startswith(CLIENT_PREFIX)
+                if client and SESSION_START_FAILED in str(error) and attempt < attempts:
+                    print(f"musc: --cluster {spec}: the cluster failed to start a Ray client "
+                          f"session (a known Ray race); trying again ({attempt + 1}/{attempts})",
+                          file=sys.stderr)  # fmt: skip
+                    continue
+                hint = f"; {TOKEN_HINT}" if client else ""
+                raise ClusterUnavailableError(
+                    f"--cluster {spec}: cannot start or reach Ray ({_one_line(error)}); check "
+                    f"the address, or use --cluster ray for a local one{hint}"
+                ) from error
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _one_line(error: BaseException) -> str:
+    """An error on one line: a server's traceback shrinks to its first and last lines."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ... ".join(lines[:1] + lines[-1:]) if len(lines) > 1 else "".join(lines)

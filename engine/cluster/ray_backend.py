@@ -1,9 +1,10 @@
 """Mutual scoring's tile pairs as Ray tasks, merged into the single-process distance table.
 
 The local engine walks the unordered tile pairs (I, J) of :func:`engine.method.mutual_scoring.
-tile_pairs` and for each computes both directions with one GEMM. Here each pair is one Ray task
-running the very same :func:`~engine.method.mutual_scoring.block_nearest`; every tile is put
-into the object store once per layer, so a worker fetches a tile once per node, not per task.
+tile_pairs` and for each computes both directions from the same similarities. Here each pair
+is one Ray task running the very same :func:`~engine.method.mutual_scoring.block_nearest`; every
+tile is put into the object store once per layer, so a worker fetches a tile once per node, not
+per task.
 The driver writes each finished block where the local loop writes it. Every table entry has
 exactly one writer, so the merge is order-free and the table is identical to a local run's.
 

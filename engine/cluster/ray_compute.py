@@ -25,24 +25,38 @@ class RayCompute(RayDistances):
     Each extraction stage starts its actors, and ends them when it is done, so their CPUs
     (or GPUs) are free again for the scoring tasks that follow.
 
+    An actor whose worker process or node is lost is restarted (its backbone built again) and
+    the chunk it was extracting run again, up to ``max_retries`` times per actor; a chunk's
+    features depend on its parts only, so a retry gives the same values.
+
     Args:
         actors: Actors per extraction stage; None: one per CPU of the cluster (one per GPU
             with ``actor_gpus``).
         actor_gpus: GPUs per actor (0: CPU actors).
-        **scoring: Options of :class:`RayDistances`.
+        extractor: The actor class (tests inject failures here).
+        **scoring: Options of :class:`RayDistances` (``max_retries`` applies to the actors too).
     """
 
-    def __init__(self, *, actors: int | None = None, actor_gpus: float = 0, **scoring: Any) -> None:
+    def __init__(
+        self,
+        *,
+        actors: int | None = None,
+        actor_gpus: float = 0,
+        extractor: type[Extractor] = Extractor,
+        **scoring: Any,
+    ) -> None:
         super().__init__(**scoring)
         self.actors = actors
         self.actor_gpus = actor_gpus
+        self.extractor = extractor
 
     def _start(self, config: MuscConfig, parts: int) -> list[Any]:
         ray = require_ray()
         resources = ray.cluster_resources()
         count = self.actors or int(resources.get("GPU" if self.actor_gpus else "CPU", 1))
-        remote = ray.remote(Extractor).options(
-            num_cpus=1, num_gpus=self.actor_gpus, max_restarts=1, max_task_retries=1
+        retries = self.max_retries
+        remote = ray.remote(self.extractor).options(
+            num_cpus=1, num_gpus=self.actor_gpus, max_restarts=retries, max_task_retries=retries
         )
         return [remote.remote(config) for _ in range(max(1, min(count, parts)))]
 

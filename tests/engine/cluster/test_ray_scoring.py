@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,8 @@ from engine.progress import CancelToken, run_to_completion
 from engine.session.session import InspectionSession
 from engine.session.stages import Stage
 from tests.engine.fakes import GroupShapeBackbone, PixelPatchBackbone
+
+REPO = Path(__file__).resolve().parents[3]
 
 # 4 MiB blocks of 256 patches: tiles of 4 samples, so a dozen parts make several tile pairs
 CONFIG = MuscConfig(chunk_mib=4, num_groups=64)
@@ -147,6 +152,61 @@ def test_the_cli_scores_on_a_local_ray(ray_local, line: Path, tmp_path: Path, ca
         rows = (tmp_path / name / "scores.csv").read_text().splitlines()[1:]
         runs[name] = [row.split(",")[1] for row in rows]  # the parts, best rank first
     assert runs["ray"] == runs["local"] and len(runs["ray"]) == 9
+
+
+def _alive(pids: list[int]) -> list[int]:
+    import psutil  # a dependency of Ray
+
+    def running(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    return [pid for pid in pids if running(pid)]
+
+
+def test_sigterm_stops_a_cluster_run_and_its_ray(line: Path, tmp_path: Path) -> None:
+    import psutil
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "engine.cli", "score", str(line), "--out", str(out),
+               "--modality", "2d", "--backbone", "efficientnet_lite0", "--image-size", "64",
+               "--cluster", "ray"]  # fmt: skip
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)  # fmt: skip
+    lines, extracting = [], threading.Event()
+
+    def read() -> None:
+        for text in child.stderr:
+            lines.append(text)
+            if text.startswith("musc: extract 2D"):  # the first chunk came back from an actor
+                extracting.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    ray_processes: list[int] = []
+    try:
+        assert extracting.wait(timeout=180), "".join(lines)
+        ray_processes = [p.pid for p in psutil.Process(child.pid).children(recursive=True)]
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=60)
+        reader.join(timeout=10)
+        deadline = time.monotonic() + 20
+        while _alive(ray_processes) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _alive(ray_processes)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        for pid in _alive(ray_processes):  # only the run's own processes, by id
+            os.kill(pid, signal.SIGKILL)
+    err = "".join(lines)
+    # exit status and words of a SIGTERM (ray.init's own handler would exit with 15)
+    assert child.returncode == 128 + signal.SIGTERM, err
+    assert "musc: terminated; the output folder was left as it was" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no staging folder either
+    assert ray_processes and not left  # the local Ray of the run went with it
 
 
 def test_without_ray_cluster_says_how_to_install_it(

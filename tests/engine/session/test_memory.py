@@ -115,10 +115,12 @@ def test_3d_runs_count_the_fpfh_point_descriptors_up_to_their_cap() -> None:
     sizes_3d = FeatureSizes(groups_3d=1024, channels_3d=(33,), points_3d=224**2, group_size=128)
     without = FeatureSizes(groups_3d=1024, channels_3d=(33,), points_3d=0, group_size=128)
     few, many = estimate(10, sizes_3d), estimate(5000, sizes_3d)
-    assert few.clouds - estimate(10, without).clouds == 10 * 224**2 * 4 * (
-        2 * 3 + 2 + 2 * 3 + 3
-    ) + 10 * 224**2 * FPFH_DIM * 4  # the clouds themselves, then the descriptors
-    assert many.clouds - estimate(5000, without).clouds == 5000 * 224**2 * 4 * (
-        2 * 3 + 2 + 2 * 3 + 3
-    ) + POINT_MEMO_BYTES  # capped
+    assert (
+        few.clouds - estimate(10, without).clouds
+        == 10 * 224**2 * 4 * (2 * 3 + 2 + 2 * 3 + 3) + 10 * 224**2 * FPFH_DIM * 4
+    )  # the clouds themselves, then the descriptors
+    assert (
+        many.clouds - estimate(5000, without).clouds
+        == 5000 * 224**2 * 4 * (2 * 3 + 2 + 2 * 3 + 3) + POINT_MEMO_BYTES
+    )  # capped
     assert estimate(10, SIZES).clouds == 0  # 2D only
