@@ -31,7 +31,7 @@ def run_one(args: argparse.Namespace) -> dict:
         dataset = dataset_of_size(args.data, args.n, Path(scratch))
         config = MuscConfig(
             modality="2d", backbone=args.backbone, weights=args.weights, device=args.device,
-            image_size=args.image_size, batch_size=args.batch_size,
+            image_size=args.image_size, batch_size=args.batch_size, precision=args.precision,
         )  # fmt: skip
         session = InspectionSession(dataset, config)
         started = time.perf_counter()
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -73,13 +74,14 @@ def main() -> None:
     if args.data != "synthetic" and not Path(args.data).is_dir():
         sys.exit(f"bench_2d: {args.data} not found; pass --data PATH or --data synthetic")
     forwarded = ["--data", args.data, "--backbone", args.backbone,
-                 "--batch-size", str(args.batch_size), "--device", args.device]  # fmt: skip
+                 "--batch-size", str(args.batch_size), "--device", args.device,
+                 "--precision", args.precision]  # fmt: skip
     if args.weights:
         forwarded += ["--weights", args.weights]
     if args.image_size:
         forwarded += ["--image-size", str(args.image_size)]
     rows = run_children(__file__, args.sizes, forwarded)
-    print_table(rows, f"bench_2d with {args.backbone}")
+    print_table(rows, f"bench_2d with {args.backbone}, {args.precision}")
 
 
 if __name__ == "__main__":

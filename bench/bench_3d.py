@@ -31,7 +31,7 @@ def run_one(args: argparse.Namespace) -> dict:
         dataset = dataset_of_size(args.data, args.n, Path(scratch), with_xyz=True)
         config = MuscConfig(
             modality=args.modality, backbone="efficientnet_lite0", backbone_3d=args.backbone_3d,
-            weights_3d=args.weights_3d, device=args.device,
+            weights_3d=args.weights_3d, device=args.device, precision=args.precision,
         )  # fmt: skip
         session = InspectionSession(dataset, config)
         started = time.perf_counter()
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--backbone-3d", default="fpfh")
     parser.add_argument("--weights-3d", default=None, help="weights file, or 'random' for timing")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -74,11 +75,12 @@ def main() -> None:
     if args.data != "synthetic" and not Path(args.data).is_dir():
         sys.exit(f"bench_3d: {args.data} not found; pass --data PATH or --data synthetic")
     forwarded = ["--data", args.data, "--modality", args.modality, "--backbone-3d",
-                 args.backbone_3d, "--device", args.device]  # fmt: skip
+                 args.backbone_3d, "--device", args.device,
+                 "--precision", args.precision]  # fmt: skip
     if args.weights_3d:
         forwarded += ["--weights-3d", args.weights_3d]
     rows = run_children(__file__, args.sizes, forwarded)
-    print_table(rows, f"bench_3d {args.modality} with {args.backbone_3d}")
+    print_table(rows, f"bench_3d {args.modality} with {args.backbone_3d}, {args.precision}")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
     d = None
     for ac, bc in zip(a.unbind(-1), b.unbind(-1), strict=True):
         t = ac.unsqueeze(-1) - bc.contiguous().unsqueeze(-2)
-        t = t * t
+        t.mul_(t)  # in place: a fresh block per product costs page faults on the CPU
         d = t if d is None else d.add_(t)
     return d
 
