@@ -81,7 +81,8 @@ class MuscConfig:
     device: str = field(default="auto", metadata=_meta("Device"))
     # Backbone arithmetic: "bf16" runs the forward passes under bfloat16 autocast (features stay
     # float32 afterwards); "auto" = bf16 on a CPU with AMX-BF16/AVX512-BF16, else fp32
-    # (engine.precision; docs/method.md §11). Default fp32: bf16 misses the fidelity target.
+    # (engine.precision; docs/method.md §11). Default fp32: CPU and GPU runs agree to float
+    # tolerance; bf16 (auto: ViT and Point-MAE on AMX/AVX512-BF16 CPUs) trades that for speed.
     precision: str = field(default="fp32", metadata=_meta("Precision"))
     # Seed for the subset split; everything else is deterministic.
     seed: int = field(default=42, metadata=_meta("Seed"))

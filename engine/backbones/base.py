@@ -41,6 +41,9 @@ class Backbone2D(ABC):
     # Autocast dtype of the forward pass (torch.bfloat16) or None for float32; the session sets it
     # from config.precision before each extraction (engine.precision.resolve_precision).
     precision: torch.dtype | None = None
+    # precision "auto" runs this backbone in bf16 on a CPU with native bf16 units (measured to
+    # pay off with maps agreeing with float32; README "Precision"); off unless a family opts in
+    auto_bf16: bool = False
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context the forward pass runs in: bf16 autocast on :attr:`device`, or nothing."""
@@ -92,6 +95,7 @@ class Backbone3D(ABC):
     device: torch.device = torch.device("cpu")
     # As :attr:`Backbone2D.precision`; weight-free descriptors (FPFH) ignore it.
     precision: torch.dtype | None = None
+    auto_bf16: bool = False  # as Backbone2D.auto_bf16
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context the network runs in: bf16 autocast on :attr:`device`, or nothing."""

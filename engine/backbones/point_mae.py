@@ -246,6 +246,10 @@ def load_point_mae_checkpoint(model: PointTransformer, path: Path) -> tuple[str,
 class PointMAEBackbone(Backbone3D):
     """Frozen Point-MAE point transformer returning per-group tokens of selected blocks."""
 
+    # bf16 autocast: 2.3x faster on a 2-core AMX CPU, 2D+3D maps Pearson 0.99972 with float32
+    # (cable_gland, N = 10, random weights; README "Precision")
+    auto_bf16 = True
+
     def __init__(
         self,
         weights: Path | None,

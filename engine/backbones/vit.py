@@ -100,6 +100,10 @@ def _state_dict(path: Path, variant: VitVariant) -> dict[str, torch.Tensor]:
 class TimmViTBackbone(Backbone2D):
     """A frozen timm ViT returning normalised patch tokens of selected blocks."""
 
+    # ViT-B/8 under bf16 autocast: extraction 2.45x faster on a 2-core AMX CPU, maps Pearson
+    # 0.99938 with float32 (cable_gland, N = 53, random weights; README "Precision")
+    auto_bf16 = True
+
     def __init__(
         self,
         variant: VitVariant,

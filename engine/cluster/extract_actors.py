@@ -26,7 +26,7 @@ from engine.cluster import require_ray
 from engine.config import MuscConfig
 from engine.data.samples import Sample, SkippedFile
 from engine.device import move_tensors, resolve_device
-from engine.precision import resolve_precision
+from engine.precision import apply_precision
 from engine.progress import CancelToken, Progress, run_to_completion
 from engine.session import branch_2d, branch_3d
 
@@ -50,7 +50,7 @@ class Extractor:
                 name, config.weights, device=self.device, image_size=config.image_size,
                 layers=config.layers,
             )  # fmt: skip
-            self.backbone.precision = resolve_precision(config.precision, self.device)
+            apply_precision(self.backbone, config.precision)
         skipped: list[SkippedFile] = []
         tokens = run_to_completion(
             branch_2d.extract_2d(
@@ -68,7 +68,7 @@ class Extractor:
             name = config.backbone_3d or choose_default_point_backbone()[0]
             self.backbone_3d = create_point_backbone(name, config.weights_3d, device=self.device,
                                                      bn_stats=config.bn_stats)  # fmt: skip
-            self.backbone_3d.precision = resolve_precision(config.precision, self.device)
+            apply_precision(self.backbone_3d, config.precision)
         clouds, groups = move_tensors((clouds, groups), self.device)
         features = run_to_completion(
             branch_3d.extract_3d(clouds, groups, self.backbone_3d, self.config)

@@ -27,7 +27,7 @@ from engine.data.samples import DatasetIndex, Sample, SkippedFile
 from engine.device import move_tensors, resolve_device
 from engine.errors import InvalidInputError, MuscError
 from engine.method.subsets import split_subsets
-from engine.precision import resolve_precision
+from engine.precision import apply_precision
 from engine.progress import CancelToken, Progress, timed
 from engine.session import branch_3d
 from engine.session import rescan as parts
@@ -365,7 +365,7 @@ class InspectionSession(SessionBackbones, PartStages):
                 layers=self.config.layers,
             )
         # precision is a run setting: it applies to a kept backbone from the next extraction on
-        self._backbone.precision = resolve_precision(self.config.precision, self._backbone.device)
+        apply_precision(self._backbone, self.config.precision)
         return self._backbone
 
     def _ensure_backbone_3d(self) -> Backbone3D:
@@ -380,8 +380,7 @@ class InspectionSession(SessionBackbones, PartStages):
                 bn_stats=self.config.bn_stats,
             )
         # precision is a run setting: it applies to a kept backbone from the next extraction on
-        backbone = self._backbone_3d
-        backbone.precision = resolve_precision(self.config.precision, backbone.device)
+        apply_precision(self._backbone_3d, self.config.precision)
         return self._backbone_3d
 
     def _score(self, use_2d: bool, use_3d: bool) -> Generator[Progress, None, list[SubsetTable]]:

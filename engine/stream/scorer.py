@@ -21,7 +21,7 @@ from engine.config import MuscConfig
 from engine.data.samples import Sample
 from engine.decision.thresholds import Threshold
 from engine.device import resolve_device
-from engine.precision import resolve_precision
+from engine.precision import apply_precision
 from engine.stream.bank import Bank, BankMember, BankReadOut
 from engine.stream.part_features import PartFeatures, extract_part
 from engine.stream.part_readout import PartScore, PartTables, read_out_part, stream_rscon
@@ -86,12 +86,12 @@ def build_backbones(
             config.backbone, config.weights, device=device,
             image_size=config.image_size, layers=config.layers,
         )  # fmt: skip
-        backbone.precision = resolve_precision(config.precision, device)
+        apply_precision(backbone, config.precision)
     if "3d" in modality:
         backbone_3d = create_point_backbone(
             config.backbone_3d, config.weights_3d, device=device, bn_stats=config.bn_stats
         )
-        backbone_3d.precision = resolve_precision(config.precision, device)
+        apply_precision(backbone_3d, config.precision)
     return backbone, backbone_3d
 
 
