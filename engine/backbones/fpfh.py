@@ -103,10 +103,7 @@ class FPFHBackbone(Backbone3D):
         self.normal_radius, self.normal_max_nn = float(normal_radius), int(normal_max_nn)
         self.fpfh_radius, self.fpfh_max_nn = float(fpfh_radius), int(fpfh_max_nn)
         self.view_direction = direction / np.linalg.norm(direction)
-        self.memo_bytes = int(memo_bytes)
-        # id(points) -> float32 descriptors; an entry dies with its points tensor (a weakref
-        # finalizer), so an id is never reused while its entry exists
-        self._memo: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._memo = _DescriptorMemo(int(memo_bytes))
         self.info = PointBackboneInfo(
             name="fpfh",
             architecture=(
@@ -154,16 +151,10 @@ class FPFHBackbone(Backbone3D):
         The memo is keyed by the tensor's identity: the session never changes a cloud in place,
         and a new cloud (another read or clean-up) is a new tensor, hence described anew.
         """
-        key = id(points)
-        if key in self._memo:
-            self._memo.move_to_end(key)
-            return self._memo[key]
-        feats = torch.from_numpy(self.point_features(points)).float()
-        if feats.numel() * 4 <= self.memo_bytes:
-            self._memo[key] = feats
-            weakref.finalize(points, self._memo.pop, key, None)
-            while sum(t.numel() * 4 for t in self._memo.values()) > self.memo_bytes:
-                self._memo.popitem(last=False)
+        feats = self._memo.get(points)
+        if feats is None:
+            feats = torch.from_numpy(self.point_features(points)).float()
+            self._memo.put(points, feats)
         return feats
 
     def extract(
@@ -179,6 +170,48 @@ class FPFHBackbone(Backbone3D):
         pooled = {"mean": members.mean(dim=1), "max": members.amax(dim=1)}
         pooled["mean+max"] = torch.cat([pooled["mean"], pooled["max"]], dim=1)
         return [pooled[p].to(self.device, torch.float32).contiguous() for p in self.layers]
+
+
+class _DescriptorMemo:
+    """Per-point descriptors of the clouds still alive, least recently used out past a budget.
+
+    Keyed by ``id(points)``: an entry is dropped by a weakref finalizer when its tensor dies, so
+    an id is never reused while its entry exists. Nothing iterates over the entries, so a
+    finalizer run by the garbage collector in the middle of an insert cannot break it.
+    """
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = budget_bytes
+        self.entries: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, points: torch.Tensor) -> torch.Tensor | None:
+        """The descriptors kept for this very tensor (now the most recently used), or None."""
+        feats = self.entries.get(id(points))
+        if feats is not None:
+            self.entries.move_to_end(id(points), last=True)
+        return feats
+
+    def put(self, points: torch.Tensor, feats: torch.Tensor) -> None:
+        """Keep ``feats`` for ``points`` while it lives (unless larger than the whole budget)."""
+        size = feats.numel() * feats.element_size()
+        if size > self.budget_bytes:
+            return
+        self.entries[id(points)] = feats
+        self.bytes += size
+        weakref.finalize(points, self.forget, id(points))
+        while self.bytes > self.budget_bytes and self.entries:
+            _, oldest = self.entries.popitem(last=False)
+            self.bytes -= oldest.numel() * oldest.element_size()
+
+    def forget(self, key: int) -> None:
+        """Drop the entry of a tensor that died (the finalizer's callback)."""
+        feats = self.entries.pop(key, None)
+        if feats is not None:
+            self.bytes -= feats.numel() * feats.element_size()
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
 def _factory(

@@ -163,9 +163,11 @@ def test_the_memo_is_keyed_by_the_cloud_and_dies_with_it() -> None:
     assert len(backbone._memo) == 2
     del bumped
     assert len(backbone._memo) == 1  # the finalizer dropped the dead cloud's entry
+    assert backbone._memo.bytes == points.shape[0] * 33 * 4
     assert FPFHBackbone(memo_bytes=0).cloud_features(points) is not None
     small = FPFHBackbone(memo_bytes=points.shape[0] * 33 * 4)  # room for one cloud
     other = wavy_cloud(seed=2)
     small.cloud_features(points)
     small.cloud_features(other)
-    assert list(small._memo) == [id(other)]  # the older entry was evicted past the budget
+    assert list(small._memo.entries) == [id(other)]  # the older one was evicted
+    assert small._memo.bytes == other.shape[0] * 33 * 4
