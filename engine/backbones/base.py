@@ -116,6 +116,13 @@ class Backbone3D(ABC):
             One (G, C_l) float32 tensor per layer.
         """
 
+    def release(self, points: torch.Tensor) -> None:
+        """Drop whatever was kept for this cloud to speed up its re-groups (default: nothing).
+
+        A caller that will never re-group the cloud (a part on a running line) calls it.
+        """
+        del points
+
 
 def block_indices(layers: Sequence[object], depth: int, name: str) -> tuple[int, ...]:
     """``layers`` as ints; :class:`InvalidInputError` unless they are blocks of ``depth``."""

@@ -157,6 +157,10 @@ class FPFHBackbone(Backbone3D):
             self._memo.put(points, feats)
         return feats
 
+    def release(self, points: torch.Tensor) -> None:
+        """Forget the kept descriptors of ``points`` (it will not be re-grouped)."""
+        self._memo.forget(id(points))
+
     def extract(
         self, points: torch.Tensor, centers: torch.Tensor, groups: torch.Tensor
     ) -> list[torch.Tensor]:

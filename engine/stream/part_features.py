@@ -104,6 +104,7 @@ def extract_part(
             branch_3d.extract_3d(clouds, {sample.name: groups}, backbone_3d, config)
         )
         layers_3d = [layer[0] for layer in features_3d]
+        backbone_3d.release(cloud.points)  # a part on the line is never re-grouped
         _, patches = cloud_rows([cloud], grid, config.eval_size)
         patch_of_group = patches[0] if patches is not None else None
         image_size = image_size or tuple(cloud.foreground.shape)

@@ -18,6 +18,7 @@ from engine.progress import run_to_completion
 from engine.session.session import InspectionSession
 from engine.stream.bank import Bank
 from engine.stream.from_session import bank_members, session_parts
+from engine.stream.part_features import extract_part
 from engine.stream.scorer import StreamScorer
 from tests.engine.fakes import PixelPatchBackbone
 
@@ -68,3 +69,14 @@ def test_map_and_raw_score_equal_the_batch_run(line, modality, cae, query) -> No
 def test_equivalence_holds_for_another_x_percent(line) -> None:
     part, batch = _stream_and_batch(line, BASE.replace(modality="2d", x_percent=60.0), 6)
     np.testing.assert_allclose(part.anomaly_map(), batch.maps[6], rtol=1e-4, atol=1e-5)
+
+
+def test_a_streamed_part_leaves_no_fpfh_descriptors_behind(line) -> None:
+    """A part on the line is never re-grouped: FPFH keeps its batch's clouds, not the stream's."""
+    session = InspectionSession(line, BASE.replace(modality="3d"))
+    run_to_completion(session.run())
+    memo = session.backbone_3d._memo
+    kept = len(memo)
+    assert kept == len(session.samples)  # the batch's clouds, for its re-groups
+    part = extract_part(line.samples[0], session.config, "3d", "cpu", None, session.backbone_3d)
+    assert part.cloud is not None and len(memo) == kept  # the new part's entry was released
