@@ -96,13 +96,23 @@ def extract_2d(
     return Tokens2D(kept, sizes, [torch.cat(chunks) for chunks in per_layer])
 
 
+POOL_CHUNK_BYTES = 4 * 2**20
+
+
 def aggregate_2d(
     tokens: Tokens2D, r_list: tuple[int, ...]
 ) -> Generator[Progress, None, list[torch.Tensor]]:
-    """SNAMD features (N, L, C) per layer, computed in chunks to bound the pooling buffers."""
+    """SNAMD features (N, L, C) per layer, computed in chunks to bound the pooling buffers.
+
+    A chunk holds about :data:`POOL_CHUNK_BYTES` of tokens: the pooling makes ~25 passes over
+    it, which stay in cache when it is small (ViT-B/8 at 224 px: 16 ms per part and layer in
+    chunks of 1 part, 48 ms in chunks of 16, on a 2-core CPU; every part's result is the same).
+    """
     features = []
     for done, layer in enumerate(tokens.layers, start=1):
-        chunks = [snamd_2d(layer[i : i + 16], r_list) for i in range(0, layer.shape[0], 16)]
+        part_bytes = layer[0].numel() * layer.element_size() if layer.shape[0] else 1
+        step = max(1, POOL_CHUNK_BYTES // part_bytes)
+        chunks = [snamd_2d(layer[i : i + step], r_list) for i in range(0, layer.shape[0], step)]
         features.append(torch.cat(chunks))
         yield Progress("aggregate 2D", done, len(tokens.layers))
     return features
