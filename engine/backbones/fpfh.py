@@ -169,7 +169,9 @@ class FPFHBackbone(Backbone3D):
         Duplicate members (possible with some grouping variants) count as often as they occur.
         """
         check_point_groups(points, centers, groups)
-        feats = self.cloud_features(points).double()  # float64 for the pooling sums
+        # float32 pooling: a mean of K <= 128 histogram values is off by ~1e-7 relative, and
+        # gathering (G, K, 33) in float64 took 4x as long (16 ms a part, a fifth of a re-group)
+        feats = self.cloud_features(points)
         members = feats[groups.cpu()]  # (G, K, 33)
         pooled = {"mean": members.mean(dim=1), "max": members.amax(dim=1)}
         pooled["mean+max"] = torch.cat([pooled["mean"], pooled["max"]], dim=1)
