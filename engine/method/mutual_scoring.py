@@ -48,9 +48,9 @@ def block_nearest(
     Each part i of tile I is multiplied with the parts of tile J at once (a batched GEMM on a
     transposed view, no copy), a few of its rows at a time, and every block is reduced in both
     directions while it is still in cache. Memory traffic, not arithmetic, bounds this step at
-    the usual channel counts: this ran 1.4-1.7x faster than one (T*L) x (T*L) GEMM per tile
-    pair on a 2-core CPU (``bench/bench_mutual_scoring.py``). Within a tile (``same``) each
-    unordered pair of parts is computed once.
+    33-112 channels: it ran 2.2-6.2x faster there than one (T*L) x (T*L) GEMM per tile pair on
+    a 2-core CPU, 1.1x at ViT's 768 (``bench/bench_mutual_scoring.py``). Within a tile
+    (``same``) each unordered pair of parts is computed once.
 
     Args:
         block_a: (Ta, L, C) features of tile I.
@@ -74,7 +74,7 @@ def block_nearest(
         first = i + 1 if same else 0  # within a tile, part j < i was done as j's reverse
         if first >= tb:
             continue
-        rows[i, :, first:], reverse = _part_against(
+        rows[i, :, first:], reverse = part_against(
             block_a[i], transposed[first:], None if unit_norm else squared_b[first:]
         )
         if same:
@@ -87,34 +87,55 @@ def block_nearest(
     return rows, cols
 
 
-def _part_against(
-    part: torch.Tensor, transposed: torch.Tensor, squared_refs: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def part_against(
+    part: torch.Tensor,
+    transposed: torch.Tensor,
+    squared_refs: torch.Tensor | None,
+    *,
+    reverse: bool = True,
+    block_floats: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One part's (L, M) nearest values against M parts, and the M parts' (M, L') reverse.
 
-    ``squared_refs`` is None for unit-norm features (values are maximal similarities), else the
-    (M, 1, L') squared norms of the references (values are minimal squared distances).
+    The part's rows are taken a few at a time, so that one (M, rows, L') similarity block holds
+    at most ``block_floats`` floats and is reduced while in cache. Also the kernel of a new part
+    against a bank on a running line (:mod:`engine.stream.query`), which needs no reverse.
+
+    Args:
+        part: (L, C) features of the part.
+        transposed: (M, C, L') features of the M parts, transposed (a view is fine).
+        squared_refs: None for unit-norm features (values are maximal similarities), else the
+            (M, 1, L') squared norms of the M parts (values are minimal squared distances).
+        reverse: Also compute the M parts' values against this part (else None).
+        block_floats: Size bound of one similarity block (default :data:`BLOCK_FLOATS`).
     """
     num_refs, _, ref_patches = transposed.shape
-    step = max(1, min(part.shape[0], BLOCK_FLOATS // max(1, num_refs * ref_patches)))
+    budget = BLOCK_FLOATS if block_floats is None else block_floats
+    step = max(1, min(part.shape[0], budget // max(1, num_refs * ref_patches)))
     out = part.new_empty((part.shape[0], num_refs))
-    reverse = None
+    back = None
     squared_part = None if squared_refs is None else (part * part).sum(-1)
     for start in range(0, part.shape[0], step):
         chunk = part[start : start + step]
         if squared_refs is None:
             sims = torch.matmul(chunk, transposed)  # (M, rows, L')
             out[start : start + step] = sims.amax(dim=2).T
-            best = sims.amax(dim=1)
-            reverse = best if reverse is None else torch.maximum(reverse, best)
-        else:
-            # ||y||^2 - 2 x.y in one call, + ||x||^2 in place: full squared distances
-            sims = torch.baddbmm(squared_refs, chunk.expand(num_refs, -1, -1), transposed, alpha=-2)
-            sims.add_(squared_part[start : start + step].view(1, -1, 1))
-            out[start : start + step] = sims.amin(dim=2).T
-            best = sims.amin(dim=1)
-            reverse = best if reverse is None else torch.minimum(reverse, best)
-    return out, reverse
+            if reverse:
+                best = sims.amax(dim=1)
+                back = best if back is None else torch.maximum(back, best)
+            continue
+        # ||y||^2 - 2 x.y in one call; ||x||^2 is added after the min over y (rounding is
+        # monotone, so that is exact), or before it where the reverse needs full distances
+        sims = torch.baddbmm(squared_refs, chunk.expand(num_refs, -1, -1), transposed, alpha=-2)
+        squared_rows = squared_part[start : start + step]
+        if not reverse:
+            out[start : start + step] = (sims.amin(dim=2) + squared_rows).T
+            continue
+        sims.add_(squared_rows.view(1, -1, 1))
+        out[start : start + step] = sims.amin(dim=2).T
+        best = sims.amin(dim=1)
+        back = best if back is None else torch.minimum(back, best)
+    return out, back
 
 
 def place_block(

@@ -12,18 +12,15 @@ import torch
 
 from engine.method import cae, mutual_scoring
 
-BLOCK_FLOATS = 4 * 2**20  # one (B, rows, L') block: 16 MiB, small enough to stay near the caches
-
 
 def nearest_distances(
     query: torch.Tensor, references: torch.Tensor, *, unit_norm: bool, chunk_mib: int = 64
 ) -> torch.Tensor:
     """Distance from every query patch to the nearest patch of each reference part.
 
-    The query is cut into row blocks, each multiplied with all references at once (a batched
-    GEMM on a transposed view, no copy) and reduced at once: the similarity block is read back
-    while it is still in cache, which measured 2-7x faster than one large block per reference
-    chunk on this CPU (memory traffic, not arithmetic, bounds this step).
+    The batch's own kernel (:func:`mutual_scoring.part_against`, without the reverse): the
+    query's rows a few at a time against all references at once, each block reduced while in
+    cache, which measured 2-7x faster than one large block per reference chunk on this CPU.
 
     Args:
         query: (L, C) features of the new part (one layer).
@@ -35,24 +32,12 @@ def nearest_distances(
     Returns:
         (L, B) distances.
     """
-    num_refs, ref_patches, _ = references.shape
-    budget = min(BLOCK_FLOATS, chunk_mib * 2**20 // 4)
-    rows = max(1, min(query.shape[0], budget // max(1, num_refs * ref_patches)))
-    transposed = references.transpose(1, 2)  # (B, C, L') view
-    out = torch.empty((query.shape[0], num_refs), dtype=query.dtype, device=query.device)
-    if unit_norm:
-        for start in range(0, query.shape[0], rows):
-            sims = torch.matmul(query[start : start + rows], transposed)  # (B, rows, L')
-            out[start : start + rows] = (2.0 - 2.0 * sims.amax(dim=2)).T
-    else:
-        query_sq = (query * query).sum(-1)
-        ref_sq = (references * references).sum(-1)[:, None, :]  # (B, 1, L')
-        for start in range(0, query.shape[0], rows):
-            block = query[start : start + rows]
-            # ||y||^2 - 2 x.y in one call, the nearest over y, then + ||x||^2
-            partial = torch.baddbmm(ref_sq, block.expand(num_refs, -1, -1), transposed, alpha=-2)
-            out[start : start + rows] = (partial.amin(dim=2) + query_sq[start : start + rows]).T
-    return torch.sqrt(torch.clamp(out, min=0.0))
+    squared = None if unit_norm else (references * references).sum(-1)[:, None, :]  # (B, 1, L')
+    budget = min(mutual_scoring.BLOCK_FLOATS, chunk_mib * 2**20 // 4)
+    values, _ = mutual_scoring.part_against(
+        query, references.transpose(1, 2), squared, reverse=False, block_floats=budget
+    )
+    return mutual_scoring.finish_distances(values, unit_norm)
 
 
 def _mean_cumsum(tables: list[torch.Tensor]) -> torch.Tensor:
