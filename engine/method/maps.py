@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from engine.method.point_search import knn
+
 
 def upsample_maps(patch_maps: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """Bilinear (align_corners=True, as the reference) upsampling of grid maps.
@@ -32,17 +34,13 @@ def interpolation_weights(
         neighbours: Number of centres per point (3, as the reference).
 
     Returns:
-        (indices (P, k) into the centres, weights (P, k) summing to 1 per point).
+        (indices (P, k) into the centres, ascending distance, weights (P, k) summing to 1 per
+        point). The centres are found by the exact KNN of the 3D branch (a KD-tree on the CPU).
     """
     k = min(neighbours, centers.shape[0])
-    indices, weights = [], []
-    for start in range(0, points.shape[0], 16384):  # bounds the (chunk, G) distance block
-        squared = torch.cdist(points[start : start + 16384], centers).square()
-        nearest = squared.topk(k, dim=1, largest=False)
-        inverse = 1.0 / (nearest.values + 1e-8)
-        indices.append(nearest.indices)
-        weights.append(inverse / inverse.sum(dim=1, keepdim=True))
-    return torch.cat(indices), torch.cat(weights)
+    indices, distances = knn(points, centers, k)
+    inverse = 1.0 / (distances.square() + 1e-8)
+    return indices, inverse / inverse.sum(dim=1, keepdim=True)
 
 
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:

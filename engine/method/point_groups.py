@@ -1,9 +1,10 @@
 """Point-cloud grouping for the 3D branch: unit-ball normalisation, FPS, KNN, curvature and IPG.
 
-docs/method.md §2, §4. Every function runs on the device of its inputs with
-the same code. Results are deterministic and independent of chunk sizes: distances are exact
-coordinate differences in float32 (a matmul expansion rounds differently with the blocking), and
-every "k smallest" selection breaks ties by the lower position (:func:`_keys`).
+docs/method.md §2, §4. Every function runs on the device of its inputs (FPS and KNN live in
+:mod:`engine.method.point_search`, with a faster CPU path of identical results). Results are
+deterministic and independent of chunk sizes: distances are exact coordinate differences in
+float32 (a matmul expansion rounds differently with the blocking), and every "k smallest"
+selection breaks ties by the lower position (:func:`engine.method.point_search.keys`).
 
 Differences to the reference (docs/method.md §11): FPS is standard (the reference kernel never
 picks a point with ``||p||^2 <= 1e-3``); KNN is exact in float32 (sklearn: float64, so equal up to
@@ -21,10 +22,29 @@ import torch
 from torch import Tensor
 
 from engine.errors import InvalidInputError
+from engine.method.point_search import (  # FPS and KNN are re-exported: the grouping's API
+    BLOCK_ELEMS,
+    check_points,
+    farthest_point_sample,
+    keys,
+    knn,
+    smallest_keys,
+    sq_dist,
+    unpack,
+)
 
-# Elements of one pairwise-distance block. With the float32 temporaries and the int64 sort keys
-# (about 28 bytes an element) a block stays near 64 MB, whatever the cloud size.
-_BLOCK_ELEMS = 1 << 21
+__all__ = [
+    "GroupingBasis",
+    "PointGroups",
+    "curvature",
+    "farthest_point_sample",
+    "ipg_groups",
+    "knn",
+    "normalize_unit_ball",
+    "prepare_groups",
+    "regroup",
+]
+
 # The paper's ε: negligible next to a unit-scaled group's trace (~0.1); degenerate groups get 0.
 _CURVATURE_EPS = 1e-8
 _VARIANTS = ("paper", "reference")
@@ -56,17 +76,6 @@ class PointGroups(GroupingBasis):
     groups: Tensor
 
 
-def _check_points(points: object, name: str = "points") -> Tensor:
-    if not isinstance(points, Tensor) or points.ndim != 2 or points.shape[1] != 3:
-        found = f"shape {tuple(points.shape)}" if isinstance(points, Tensor) else type(points)
-        raise InvalidInputError(f"{name} must be a (P, 3) tensor, found {found}")
-    if not points.is_floating_point():
-        raise InvalidInputError(f"{name} must be floating point, found dtype {points.dtype}")
-    if points.shape[0] < 1:
-        raise InvalidInputError(f"{name} must hold at least one point, found 0")
-    return points.to(torch.float32)  # the working precision of the whole 3D branch
-
-
 def _check_index(idx: object, name: str, num_points: int, ndim: int) -> Tensor:
     if not isinstance(idx, Tensor) or idx.ndim != ndim or idx.dtype != torch.int64:
         found = f"{idx.dtype} {tuple(idx.shape)}" if isinstance(idx, Tensor) else type(idx)
@@ -74,40 +83,6 @@ def _check_index(idx: object, name: str, num_points: int, ndim: int) -> Tensor:
     if idx.numel() and bool((idx.min() < 0) | (idx.max() >= num_points)):
         raise InvalidInputError(f"{name} must index into {num_points} points, found out of range")
     return idx
-
-
-def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
-    """Squared distances (..., n, m) between a (..., n, 3) and b (..., m, 3).
-
-    Each step is its own elementwise kernel, so every entry is the same IEEE result whatever the
-    shape, chunking or device (no FMA contraction, no matmul blocking).
-    """
-    d = None
-    for ac, bc in zip(a.unbind(-1), b.unbind(-1), strict=True):
-        t = ac.unsqueeze(-1) - bc.contiguous().unsqueeze(-2)
-        t.mul_(t)  # in place: a fresh block per product costs page faults on the CPU
-        d = t if d is None else d.add_(t)
-    return d
-
-
-def _keys(values: Tensor, offset: int = 0) -> Tensor:
-    """Unique int64 keys (value bits, position + ``offset``) of non-negative float32 values.
-
-    Non-negative IEEE floats order like their bit patterns, so keys order by value, then position.
-    """
-    keys = values.view(torch.int32).to(torch.int64).bitwise_left_shift_(32)
-    pos = torch.arange(offset, offset + values.shape[-1], device=values.device)
-    return keys.bitwise_or_(pos)
-
-
-def _smallest_keys(keys: Tensor, k: int) -> Tensor:
-    # Keys are unique, so top-k has exactly one answer on every device and kernel.
-    return torch.topk(keys, k, dim=-1, largest=False, sorted=True).values
-
-
-def _unpack(keys: Tensor) -> tuple[Tensor, Tensor]:
-    values = keys.bitwise_right_shift(32).to(torch.int32).view(torch.float32)
-    return values, keys.bitwise_and(0xFFFFFFFF)
 
 
 def normalize_unit_ball(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -121,76 +96,12 @@ def normalize_unit_ball(points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         and ``scale`` the largest norm of the centred points. A cloud of identical points gets
         ``scale = 1`` instead of a division by zero.
     """
-    xyz = _check_points(points)
+    xyz = check_points(points)
     centroid = xyz.mean(dim=0)
     centred = xyz - centroid
     scale = torch.linalg.vector_norm(centred, dim=1).amax()
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     return centred / scale, centroid, scale
-
-
-def farthest_point_sample(points: Tensor, num_samples: int) -> Tensor:
-    """Standard farthest point sampling, starting at index 0 (docs/method.md §4).
-
-    Each step picks the point with the largest squared distance to the selected set; ties go to
-    the lowest index. Unlike the reference kernel, points near the centroid are not excluded.
-
-    Args:
-        points: (P, 3) points.
-        num_samples: Number of centres wanted, >= 1.
-
-    Returns:
-        (min(P, num_samples),) int64 distinct indices in selection order. A cloud smaller than
-        ``num_samples`` yields all its points, so the caller gets fewer groups (no crash).
-    """
-    xyz = _check_points(points)
-    if num_samples < 1:
-        raise InvalidInputError(f"num_samples must be >= 1, found {num_samples}")
-    count = min(num_samples, xyz.shape[0])
-    out = torch.zeros(count, dtype=torch.int64, device=xyz.device)
-    min_d = torch.full((xyz.shape[0],), float("inf"), device=xyz.device)
-    # (3, P) coordinates and preallocated buffers: each step is a handful of whole-cloud kernels
-    # (its Python overhead, not the arithmetic, dominated on the CPU), with the same IEEE
-    # operations in the same order as _sq_dist: ((dx*dx + dy*dy) + dz*dz)
-    columns = xyz.T.contiguous()
-    diff, d = torch.empty_like(columns), torch.empty_like(min_d)
-    last = out[:1]
-    for i in range(1, count):
-        torch.sub(columns, columns.index_select(1, last), out=diff)
-        diff.mul_(diff)
-        torch.add(diff[0], diff[1], out=d).add_(diff[2])
-        torch.minimum(min_d, d, out=min_d)
-        # Selected points are never picked twice, even when all that is left coincides with them.
-        min_d.index_fill_(0, last, -1.0)
-        last = torch.argmax(min_d).reshape(1)  # first maximum = lowest index; no host sync
-        out[i : i + 1] = last
-    return out
-
-
-def knn(query: Tensor, points: Tensor, k: int, chunk: int | None = None) -> tuple[Tensor, Tensor]:
-    """Exact brute-force k nearest neighbours, in chunks of queries to bound memory.
-
-    Args:
-        query: (Q, 3) query points.
-        points: (P, 3) searched points; a query that is one of them finds itself first.
-        k: Neighbours per query, 1 <= k <= P.
-        chunk: Queries per chunk; default keeps a chunk near 64 MB. Results do not depend on it.
-
-    Returns:
-        ``(indices (Q, k) int64, distances (Q, k) float32)``, ascending distance, equal distances
-        by lower index.
-    """
-    q_xyz = _check_points(query, "query")
-    xyz = _check_points(points)
-    num = xyz.shape[0]
-    if not 1 <= k <= num:
-        raise InvalidInputError(f"k must be in [1, {num}] (the number of points), found {k}")
-    if chunk is not None and chunk < 1:
-        raise InvalidInputError(f"chunk must be >= 1, found {chunk}")
-    rows = chunk or max(1, _BLOCK_ELEMS // num)
-    found = [_smallest_keys(_keys(_sq_dist(q, xyz)), k) for q in q_xyz.split(rows)]
-    d2, idx = _unpack(torch.cat(found))
-    return idx, d2.sqrt()
 
 
 def curvature(points: Tensor, neighbour_idx: Tensor) -> Tensor:
@@ -207,7 +118,7 @@ def curvature(points: Tensor, neighbour_idx: Tensor) -> Tensor:
     Returns:
         (G,) float32 curvatures in [0, 1/3]; 0 for K < 2 (a group without neighbours is flat).
     """
-    xyz = _check_points(points)
+    xyz = check_points(points)
     idx = _check_index(neighbour_idx, "neighbour_idx", xyz.shape[0], ndim=2)
     if idx.shape[1] < 2:
         return torch.zeros(idx.shape[0], device=xyz.device)
@@ -227,7 +138,7 @@ def _gather_xyz(search_xyz: Tensor, cols: Tensor) -> Tensor:
 
 
 def _member_blocks(num_groups: int, search: int, members: int) -> list[tuple[int, int]]:
-    step = max(1, _BLOCK_ELEMS // max(1, num_groups * search))
+    step = max(1, BLOCK_ELEMS // max(1, num_groups * search))
     return [(j, min(members, j + step)) for j in range(0, members, step)]
 
 
@@ -236,7 +147,7 @@ def _min_sq_dist(search_xyz: Tensor, cols: Tensor) -> Tensor:
     h, s, _ = search_xyz.shape
     best = None
     for j0, j1 in _member_blocks(h, s, cols.shape[1]):
-        d = _sq_dist(_gather_xyz(search_xyz, cols[:, j0:j1]), search_xyz).amin(dim=1)
+        d = sq_dist(_gather_xyz(search_xyz, cols[:, j0:j1]), search_xyz).amin(dim=1)
         best = d if best is None else torch.minimum(best, d)
     return best
 
@@ -258,15 +169,15 @@ def _expand(search_xyz: Tensor, group_size: int, k_iter: int, variant: str) -> T
     while filled < group_size:
         take = min(k_iter, group_size - filled)
         if variant == "paper":
-            new = _unpack(_smallest_keys(_keys(min_d.masked_fill(member, float("inf"))), take))[1]
+            new = unpack(smallest_keys(keys(min_d.masked_fill(member, float("inf"))), take))[1]
         else:
             # Top-k per member block, then of the block winners: exact, as the keys are unique.
             best = []
             for j0, j1 in _member_blocks(h, s, filled):
-                d = _sq_dist(_gather_xyz(search_xyz, cols[:, j0:j1]), search_xyz)
+                d = sq_dist(_gather_xyz(search_xyz, cols[:, j0:j1]), search_xyz)
                 d = d.masked_fill_(member.unsqueeze(1), float("inf")).flatten(1)
-                best.append(_smallest_keys(_keys(d, offset=j0 * s), min(take, d.shape[1])))
-            new = _unpack(_smallest_keys(torch.cat(best, dim=1), take))[1] % s
+                best.append(smallest_keys(keys(d, j0 * s), min(take, d.shape[1])))
+            new = unpack(smallest_keys(torch.cat(best, dim=1), take))[1] % s
         cols[:, filled : filled + take] = new
         member.scatter_(1, new, True)
         filled += take
@@ -308,7 +219,7 @@ def ipg_groups(
     Returns:
         (G, group_size) int64 indices into ``points``.
     """
-    xyz = _check_points(points)
+    xyz = check_points(points)
     center_idx = _check_index(center_idx, "center_idx", xyz.shape[0], ndim=1)
     search_idx = _check_index(search_idx, "search_idx", xyz.shape[0], ndim=2)
     g, s = search_idx.shape
@@ -350,7 +261,7 @@ def prepare_groups(points: Tensor, num_groups: int = 1024, group_size: int = 128
     Returns:
         The :class:`GroupingBasis` for :func:`regroup`.
     """
-    xyz = _check_points(points)
+    xyz = check_points(points)
     if group_size < 1:
         raise InvalidInputError(f"group_size must be >= 1, found {group_size}")
     num = xyz.shape[0]

@@ -255,7 +255,8 @@ def test_memory_blocks_do_not_change_results(variant: str, monkeypatch) -> None:
     want = regroup(basis, pts, k_iter=10, c_thr=0.0, variant=variant).groups
     want_knn = knn(basis.centers, pts, 50)
     # 1000 elements: one member per distance block and a few queries per KNN chunk.
-    monkeypatch.setattr("engine.method.point_groups._BLOCK_ELEMS", 1000)
+    monkeypatch.setattr("engine.method.point_groups.BLOCK_ELEMS", 1000)
+    monkeypatch.setattr("engine.method.point_search.BLOCK_ELEMS", 1000)
     assert torch.equal(regroup(basis, pts, k_iter=10, c_thr=0.0, variant=variant).groups, want)
     got_knn = knn(basis.centers, pts, 50)
     assert torch.equal(got_knn[0], want_knn[0]) and torch.equal(got_knn[1], want_knn[1])
