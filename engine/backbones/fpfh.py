@@ -136,14 +136,19 @@ class FPFHBackbone(Backbone3D):
         return np.where(flip[:, None], -normals, normals)
 
     def point_features(self, points: torch.Tensor | np.ndarray) -> np.ndarray:
-        """(P, 33) float64 FPFH of every point of a (P, 3) cloud."""
+        """(P, 33) float32 FPFH of every point of a (P, 3) cloud.
+
+        open3d's tensor pipeline in float32 (``o3d.t``): 1.3x as fast as the legacy one on a
+        7.5k-point part, the same histograms to 5e-4 of their scale of 200
+        (tests/engine/backbones/test_fpfh.py compares the two).
+        """
         o3d = _open3d()
-        pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(_as_xyz(points)))
-        pcd.normals = o3d.utility.Vector3dVector(np.ascontiguousarray(self.normals(points)))
-        fpfh = o3d.pipelines.registration.compute_fpfh_feature(
-            pcd, o3d.geometry.KDTreeSearchParamHybrid(self.fpfh_radius, self.fpfh_max_nn)
+        cloud = o3d.t.geometry.PointCloud(o3d.core.Tensor(_as_xyz(points).astype(np.float32)))
+        cloud.point.normals = o3d.core.Tensor(self.normals(points).astype(np.float32))
+        fpfh = o3d.t.pipelines.registration.compute_fpfh_feature(
+            cloud, max_nn=self.fpfh_max_nn, radius=self.fpfh_radius
         )
-        return np.array(np.asarray(fpfh.data).T, dtype=np.float64, order="C")  # a writable copy
+        return np.array(fpfh.numpy(), dtype=np.float32, order="C")  # a writable copy
 
     def cloud_features(self, points: torch.Tensor) -> torch.Tensor:
         """(P, 33) float32 FPFH of a cloud, from the memo when this tensor was described before.
@@ -153,7 +158,7 @@ class FPFHBackbone(Backbone3D):
         """
         feats = self._memo.get(points)
         if feats is None:
-            feats = torch.from_numpy(self.point_features(points)).float()
+            feats = torch.from_numpy(self.point_features(points))
             self._memo.put(points, feats)
         return feats
 

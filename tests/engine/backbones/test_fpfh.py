@@ -66,6 +66,23 @@ def test_shapes_finite_and_pooling_variants() -> None:
     torch.testing.assert_close(default, mean)
 
 
+def test_tensor_pipeline_equals_open3d_legacy_fpfh() -> None:
+    """point_features runs open3d's faster tensor pipeline; the legacy one is the yardstick."""
+    import numpy as np
+    import open3d as o3d
+
+    backbone = FPFHBackbone()
+    points = wavy_cloud(seed=3)
+    legacy = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.double().numpy()))
+    legacy.normals = o3d.utility.Vector3dVector(backbone.normals(points))
+    search = o3d.geometry.KDTreeSearchParamHybrid(backbone.fpfh_radius, backbone.fpfh_max_nn)
+    want = np.asarray(o3d.pipelines.registration.compute_fpfh_feature(legacy, search).data).T
+    got = backbone.point_features(points)
+    assert got.shape == want.shape and got.dtype == np.float32
+    # the same histograms up to float32 and the order of summation (values up to 200)
+    np.testing.assert_allclose(got, want, atol=5e-3, rtol=0)
+
+
 def test_deterministic_and_independent_of_point_order() -> None:
     points, centers, groups = random_groups(wavy_cloud())
     backbone = FPFHBackbone()
