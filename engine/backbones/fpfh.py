@@ -17,6 +17,7 @@ from types import ModuleType
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from engine.backbones.base import Backbone3D, PointBackboneInfo, check_point_groups
 from engine.backbones.registry import register_backbone
@@ -174,13 +175,21 @@ class FPFHBackbone(Backbone3D):
         Duplicate members (possible with some grouping variants) count as often as they occur.
         """
         check_point_groups(points, centers, groups)
-        # float32 pooling: a mean of K <= 128 histogram values is off by ~1e-7 relative, and
-        # gathering (G, K, 33) in float64 took 4x as long (16 ms a part, a fifth of a re-group)
-        feats = self.cloud_features(points)
-        members = feats[groups.cpu()]  # (G, K, 33)
-        pooled = {"mean": members.mean(dim=1), "max": members.amax(dim=1)}
-        pooled["mean+max"] = torch.cat([pooled["mean"], pooled["max"]], dim=1)
-        return [pooled[p].to(self.device, torch.float32).contiguous() for p in self.layers]
+        feats, members = self.cloud_features(points), groups.cpu()
+        # float32 pooling (a mean of K <= 128 histogram values is off by ~1e-7 relative) by
+        # embedding_bag, which reduces without the (G, K, 33) gather: 1 instead of 8 ms a part
+        pooled: dict[str, torch.Tensor] = {}
+
+        def pool(mode: str) -> torch.Tensor:
+            if mode not in pooled:
+                pooled[mode] = F.embedding_bag(members, feats, mode=mode)
+            return pooled[mode]
+
+        out = [
+            torch.cat([pool("mean"), pool("max")], dim=1) if p == "mean+max" else pool(p)
+            for p in self.layers
+        ]
+        return [f.to(self.device, torch.float32).contiguous() for f in out]
 
 
 class _DescriptorMemo:

@@ -28,8 +28,16 @@ from engine.errors import InvalidInputError
 # Elements of one pairwise-distance block. With the float32 temporaries and the int64 sort keys
 # (about 28 bytes an element) a block stays near 64 MB, whatever the cloud size.
 BLOCK_ELEMS = 1 << 21
-# Extra KD-tree candidates per row beyond k: the k-th smallest key must lie strictly inside them.
+# Extra KD-tree candidates per row beyond k (at most; k + 4 for small k, where a wide margin
+# would cost more than the rare brute-force row): the k-th key must lie strictly inside them.
 KNN_MARGIN = 16
+
+
+def knn_margin(k: int) -> int:
+    """KD-tree candidates beyond ``k`` (3 nearest centres: 4, a 256-point search space: 16)."""
+    return min(KNN_MARGIN, max(4, k))
+
+
 # Bound on the relative error of a float32 squared distance against the exact one (a few ulps of
 # 2^-24 from three differences, three products and two sums), with a wide safety factor.
 _F32_SQ_DIST_RTOL = 1e-5
@@ -175,7 +183,7 @@ def knn(query: Tensor, points: Tensor, k: int, chunk: int | None = None) -> tupl
         raise InvalidInputError(f"k must be in [1, {num}] (the number of points), found {k}")
     if chunk is not None and chunk < 1:
         raise InvalidInputError(f"chunk must be >= 1, found {chunk}")
-    if xyz.device.type == "cpu" and k + KNN_MARGIN < num:
+    if xyz.device.type == "cpu" and k + knn_margin(k) < num:
         found = knn_tree_keys(q_xyz, xyz, k, chunk)
     else:
         found = knn_brute_keys(q_xyz, xyz, k, chunk)
@@ -192,11 +200,11 @@ def knn_brute_keys(query: Tensor, points: Tensor, k: int, chunk: int | None = No
 def knn_tree_keys(query: Tensor, points: Tensor, k: int, chunk: int | None = None) -> Tensor:
     """:func:`knn_brute_keys` from KD-tree candidates (CPU tensors): the same keys.
 
-    The tree returns each query's ``k + KNN_MARGIN`` nearest points in float64; every other point
+    The tree returns each query's ``k + knn_margin(k)`` nearest points in float64; every other point
     is at least as far as the last of them. A row is exact when its k-th float32 key lies below
     that distance by more than float32's rounding; the others are searched by brute force.
     """
-    wanted = min(points.shape[0], k + KNN_MARGIN)
+    wanted = min(points.shape[0], k + knn_margin(k))
     coords = points.numpy().astype(np.float64)
     if not np.isfinite(coords).all() or not torch.isfinite(query).all():
         return knn_brute_keys(query, points, k, chunk)  # a KD-tree cannot order NaN

@@ -83,6 +83,18 @@ def test_tensor_pipeline_equals_open3d_legacy_fpfh() -> None:
     np.testing.assert_allclose(got, want, atol=5e-3, rtol=0)
 
 
+def test_pooling_is_the_mean_and_max_over_members_duplicates_included() -> None:
+    backbone = create_point_backbone("fpfh", layers=("max", "mean+max", "mean"))
+    points, centers, groups = random_groups(wavy_cloud(seed=4))
+    groups[:, -5:] = groups[:, :1]  # the centre five more times: it counts six times
+    per_point = torch.from_numpy(backbone.point_features(points))
+    members = per_point[groups]
+    mx, both, mean = backbone.extract(points, centers, groups)
+    torch.testing.assert_close(mean, members.mean(dim=1), rtol=1e-6, atol=1e-5)
+    assert torch.equal(mx, members.amax(dim=1))
+    assert torch.equal(both, torch.cat([mean, mx], dim=1))
+
+
 def test_deterministic_and_independent_of_point_order() -> None:
     points, centers, groups = random_groups(wavy_cloud())
     backbone = FPFHBackbone()
