@@ -131,3 +131,18 @@ def test_moving_a_scored_session_to_the_gpu_recomputes_nothing(dataset) -> None:
     assert session.update(session.config.replace(device="cpu")) == []
     assert set(_devices(session).values()) == {"cpu"}
     _assert_same(session.rescore(), cpu)
+
+
+def test_point_searches_on_the_gpu_pick_the_cpu_paths_points() -> None:
+    """FPS and KNN: the CPU runs numpy and a KD-tree, the GPU torch kernels; the same indices."""
+    from engine.method.point_search import farthest_point_sample, knn
+
+    gen = torch.Generator().manual_seed(0)
+    uv = torch.rand(6000, 2, generator=gen)
+    cloud = torch.cat([uv, 0.1 * torch.sin(5 * uv[:, :1]) + 0.01 * torch.rand(6000, 1)], 1)
+    centres = farthest_point_sample(cloud, 512)
+    assert torch.equal(farthest_point_sample(cloud.to(DEVICE), 512).cpu(), centres)
+    for query, points, k in ((cloud[centres], cloud, 256), (cloud, cloud[centres], 3)):
+        idx, dist = knn(query, points, k)
+        idx_gpu, dist_gpu = knn(query.to(DEVICE), points.to(DEVICE), k)
+        assert torch.equal(idx_gpu.cpu(), idx) and torch.equal(dist_gpu.cpu(), dist)
