@@ -58,11 +58,10 @@ def _fold(conv: torch.nn.Conv2d, owner: torch.nn.Module, bn_name: str) -> None:
 
 
 def fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
-    """Fold every eval-mode BatchNorm into the convolution before it, in place.
+    """Fold every eval-mode BatchNorm of the stem and the blocks into the convolution before it.
 
     The same function to float rounding (3e-6 of the features' range), one pass over the
-    activations less per BatchNorm: the forward to block 10 ran 1.25x faster on a 2-core CPU
-    (26 instead of 32.5 ms a 320 px image, float32, channels-last).
+    activations less per BatchNorm.
     """
     _fold(model._conv_stem, model, "_bn0")
     for block in model._blocks:
@@ -70,6 +69,26 @@ def fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
             _fold(block._expand_conv, block, "_bn0")
         _fold(block._depthwise_conv, block, "_bn1")
         _fold(block._project_conv, block, "_bn2")
+    return model
+
+
+def streamline(model: torch.nn.Module) -> torch.nn.Module:
+    """The network made cheaper for inference, in place, computing the same function.
+
+    BatchNorms folded (:func:`fold_batch_norms`); a symmetric "same" padding done by the
+    convolution itself instead of a padded copy (exactly the same values); ReLU6 in place, as
+    with the BatchNorms folded every activation reads a fresh convolution output. On a 2-core CPU
+    the forward to block 10 ran 1.25x faster with the BatchNorms folded and 1.35x faster again
+    with the other two (21.8 -> 16.2 ms a 320 px image, batch 8, median of 5 interleaved runs);
+    tests/engine/backbones/test_models.py compares the features with the package's network.
+    """
+    fold_batch_norms(model)
+    for module in model.modules():
+        padding = getattr(module, "static_padding", None)
+        if isinstance(padding, torch.nn.ZeroPad2d) and len(set(padding.padding)) == 1:
+            module.static_padding, module.padding = torch.nn.Identity(), (padding.padding[0],) * 2
+        if isinstance(module, torch.nn.ReLU6):
+            module.inplace = True
     return model
 
 
@@ -145,7 +164,7 @@ class EfficientNetLiteBackbone(Backbone2D):
         self.layers = block_indices(layers, len(table), name)
         # channels_last: oneDNN's fast conv kernels want NHWC, on a 2-core CPU the forward ran
         # 1.5x faster in float32 and 2x faster again in bf16 (same values to 1e-6 in float32)
-        model = fold_batch_norms(model.eval().requires_grad_(False))
+        model = streamline(model.eval().requires_grad_(False))
         self.model = model.to(device, memory_format=CHANNELS_LAST)
         self.device = device
         self.channels = tuple(table[i].channels for i in self.layers)

