@@ -18,18 +18,9 @@ from engine.method.point_groups import (
     prepare_groups,
     regroup,
 )
+from tests.engine.method.clouds import sheet_and_blob
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def _cloud(n: int, seed: int = 0) -> torch.Tensor:
-    """A random cloud in the unit ball: a noisy bumpy sheet plus a blob, so curvatures vary."""
-    g = torch.Generator().manual_seed(seed)
-    uv = torch.rand(n, 2, generator=g)
-    z = 0.2 * torch.sin(5 * uv[:, :1]) + 0.02 * torch.randn(n, 1, generator=g)
-    sheet = torch.cat([uv, z], 1)
-    sheet[: n // 4] = 0.3 * torch.randn(n // 4, 3, generator=g) + 0.5
-    return normalize_unit_ball(sheet)[0]
 
 
 def _sq_dist_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -41,7 +32,7 @@ def _sq_dist_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --- normalisation ------------------------------------------------------------------------------
 
 
-def test_normalize_unit_ball_known_cloud() -> None:
+def test_normalize_unit_ball_knownsheet_and_blob() -> None:
     pts = torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 3.0], [2.0, 4.0, 3.0], [2.0, 0.0, 3.0]])
     out, centroid, scale = normalize_unit_ball(pts)
     assert torch.equal(centroid, torch.tensor([2.0, 2.0, 3.0]))
@@ -70,7 +61,7 @@ def test_fps_points_on_a_line() -> None:
 
 
 def test_fps_matches_naive_and_is_deterministic() -> None:
-    pts = _cloud(2000)
+    pts = sheet_and_blob(2000)
     got = farthest_point_sample(pts, 64)
     a = pts.numpy()
     min_d = np.full(len(a), np.inf, dtype=np.float32)
@@ -97,7 +88,7 @@ def test_fps_fewer_points_than_asked_and_duplicates() -> None:
 def test_knn_matches_brute_force_and_sklearn() -> None:
     from sklearn.neighbors import NearestNeighbors
 
-    pts = _cloud(700, seed=1)
+    pts = sheet_and_blob(700, seed=1)
     idx, dist = knn(pts, pts, 32)
     d2 = _sq_dist_np(pts.numpy(), pts.numpy())
     cols = np.arange(len(pts))
@@ -113,7 +104,7 @@ def test_knn_matches_brute_force_and_sklearn() -> None:
 
 
 def test_knn_chunking_does_not_change_results() -> None:
-    pts, query = _cloud(500, seed=2), _cloud(37, seed=3)
+    pts, query = sheet_and_blob(500, seed=2), sheet_and_blob(37, seed=3)
     ref = knn(query, pts, 20)
     for chunk in (1, 5, 100):
         got = knn(query, pts, 20, chunk=chunk)
@@ -233,7 +224,7 @@ def _reference_loop(pts: torch.Tensor, search: list[int], size: int, k_iter: int
 # k_iter = 1 (size-1 steps) and 7 (a short last step) exercise many steps; 80 is the default.
 @pytest.mark.parametrize(("k_iter", "size", "count"), [(1, 40, 12), (7, 128, 12), (80, 128, 40)])
 def test_vectorised_ipg_equals_per_group_loop(k_iter: int, size: int, count: int) -> None:
-    pts = _cloud(3000, seed=5)
+    pts = sheet_and_blob(3000, seed=5)
     basis = prepare_groups(pts, num_groups=count, group_size=size)
     search = basis.search_idx
     high = torch.ones(count)
@@ -263,7 +254,7 @@ def test_memory_blocks_do_not_change_results(variant: str, monkeypatch) -> None:
 
 
 def test_low_curvature_groups_are_plain_knn() -> None:
-    pts = _cloud(4000, seed=6)
+    pts = sheet_and_blob(4000, seed=6)
     out = regroup(prepare_groups(pts, 200, 64), pts, k_iter=16, c_thr=0.05)
     low = out.curvatures < 0.05
     assert 0 < low.sum() < 200  # the cloud has both kinds
@@ -279,7 +270,7 @@ def test_low_curvature_groups_are_plain_knn() -> None:
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_grouping_shapes_and_determinism(device: str) -> None:
-    pts = _cloud(3000, seed=7).to(device)
+    pts = sheet_and_blob(3000, seed=7).to(device)
     a = regroup(prepare_groups(pts, 128, 32), pts, k_iter=8, c_thr=0.0)
     b = regroup(prepare_groups(pts.clone(), 128, 32), pts.clone(), k_iter=8, c_thr=0.0)
     assert a.groups.shape == (128, 32) and a.search_idx.shape == (128, 64)
@@ -291,7 +282,7 @@ def test_grouping_shapes_and_determinism(device: str) -> None:
 
 
 def test_small_cloud_is_clipped_not_refused() -> None:
-    pts = _cloud(50, seed=8)
+    pts = sheet_and_blob(50, seed=8)
     out = regroup(prepare_groups(pts, num_groups=1024, group_size=128), pts)
     assert out.groups.shape == (50, 50) and out.search_idx.shape == (50, 50)
     single = regroup(prepare_groups(torch.zeros(1, 3)), torch.zeros(1, 3))
@@ -299,7 +290,7 @@ def test_small_cloud_is_clipped_not_refused() -> None:
 
 
 def test_ipg_validation() -> None:
-    pts = _cloud(300)
+    pts = sheet_and_blob(300)
     basis = prepare_groups(pts, 4, 16)
     args = (pts, basis.center_idx, basis.search_idx, basis.curvatures)
     with pytest.raises(InvalidInputError, match="k_iter"):

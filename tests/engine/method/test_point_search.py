@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from engine.method import point_search
-from engine.method.point_groups import normalize_unit_ball
 from engine.method.point_search import (
     farthest_point_sample,
     fps_numpy,
@@ -16,16 +15,7 @@ from engine.method.point_search import (
     knn_brute_keys,
     knn_tree_keys,
 )
-
-
-def _sheet(n: int, seed: int) -> torch.Tensor:
-    """A noisy wavy sheet with a blob: no exact ties, like a real foreground cloud."""
-    g = torch.Generator().manual_seed(seed)
-    uv = torch.rand(n, 2, generator=g)
-    z = 0.2 * torch.sin(5 * uv[:, :1]) + 0.01 * torch.randn(n, 1, generator=g)
-    cloud = torch.cat([uv, z], 1)
-    cloud[: n // 5] = 0.2 * torch.randn(n // 5, 3, generator=g) + 0.5
-    return normalize_unit_ball(cloud)[0]
+from tests.engine.method.clouds import sheet_and_blob
 
 
 def _grid(side: int) -> torch.Tensor:
@@ -36,9 +26,9 @@ def _grid(side: int) -> torch.Tensor:
 
 
 CLOUDS = {
-    "sheet": lambda: _sheet(3000, 0),
+    "sheet": lambda: sheet_and_blob(3000, 0),
     "grid": lambda: _grid(40),
-    "duplicates": lambda: torch.cat([_sheet(500, 1), _sheet(500, 1)[:200]]),
+    "duplicates": lambda: torch.cat([sheet_and_blob(500, 1), sheet_and_blob(500, 1)[:200]]),
 }
 
 
@@ -62,7 +52,8 @@ def test_fps_ties_and_nan_agree() -> None:
 @pytest.mark.parametrize("k", [1, 3, 50, 256])
 def test_knn_tree_equals_brute_force(name: str, k: int) -> None:
     points = CLOUDS[name]()
-    query = torch.cat([points[::37], _sheet(60, 9)])  # members of the cloud and other points
+    # members of the cloud and other points
+    query = torch.cat([points[::37], sheet_and_blob(60, 9)])
     want = knn_brute_keys(query, points, k)
     assert torch.equal(knn_tree_keys(query, points, k), want)
     idx, dist = knn(query, points, k)  # the public entry takes the tree on the CPU
@@ -79,7 +70,7 @@ def test_knn_tree_hands_unprovable_rows_to_brute_force(monkeypatch) -> None:
         return brute(query, points, k, chunk)
 
     monkeypatch.setattr(point_search, "knn_brute_keys", counting)
-    sheet = _sheet(3000, 2)
+    sheet = sheet_and_blob(3000, 2)
     point_search.knn_tree_keys(sheet[:200], sheet, 32)
     assert calls == []  # no near-ties: every row is proven by its candidates
     # An integer lattice (exact float arithmetic): around the origin, the 34th to the 57th
@@ -96,9 +87,9 @@ def test_knn_tree_hands_unprovable_rows_to_brute_force(monkeypatch) -> None:
 
 
 def test_knn_tree_falls_back_on_nan() -> None:
-    points = _sheet(500, 3)
+    points = sheet_and_blob(500, 3)
     points[4] = float("nan")
-    query = _sheet(20, 4)
+    query = sheet_and_blob(20, 4)
     assert torch.equal(knn_tree_keys(query, points, 8), knn_brute_keys(query, points, 8))
 
 
@@ -107,7 +98,7 @@ def test_small_clouds_use_brute_force_without_a_tree(monkeypatch) -> None:
         raise AssertionError("a cloud of k + margin points or fewer needs no tree")
 
     monkeypatch.setattr(point_search, "knn_tree_keys", no_tree)
-    points = _sheet(40, 5)
+    points = sheet_and_blob(40, 5)
     idx, dist = knn(points, points, 40 - point_search.KNN_MARGIN)
     assert torch.equal(idx[:, 0], torch.arange(40))
     assert np.all(np.diff(dist.numpy(), axis=1) >= 0)
