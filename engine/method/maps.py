@@ -38,8 +38,8 @@ def interpolation_weights(
         point). The centres are found by the exact KNN of the 3D branch (a KD-tree on the CPU).
     """
     k = min(neighbours, centers.shape[0])
-    indices, distances = knn(points, centers, k)
-    inverse = 1.0 / (distances.square() + 1e-8)
+    indices, squared = knn(points, centers, k, squared=True)
+    inverse = 1.0 / (squared + 1e-8)
     return indices, inverse / inverse.sum(dim=1, keepdim=True)
 
 

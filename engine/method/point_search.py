@@ -163,7 +163,9 @@ def fps_numpy(xyz: np.ndarray, count: int) -> np.ndarray:
 # --- k nearest neighbours -----------------------------------------------------------------------
 
 
-def knn(query: Tensor, points: Tensor, k: int, chunk: int | None = None) -> tuple[Tensor, Tensor]:
+def knn(
+    query: Tensor, points: Tensor, k: int, chunk: int | None = None, *, squared: bool = False
+) -> tuple[Tensor, Tensor]:
     """Exact k nearest neighbours of each query point.
 
     Args:
@@ -172,6 +174,7 @@ def knn(query: Tensor, points: Tensor, k: int, chunk: int | None = None) -> tupl
         k: Neighbours per query, 1 <= k <= P.
         chunk: Queries per brute-force chunk; default keeps a chunk near 64 MB. Results do not
             depend on it.
+        squared: Return the squared distances (exactly those the neighbours were ranked by).
 
     Returns:
         ``(indices (Q, k) int64, distances (Q, k) float32)``, ascending distance, equal distances
@@ -189,7 +192,7 @@ def knn(query: Tensor, points: Tensor, k: int, chunk: int | None = None) -> tupl
     else:
         found = knn_brute_keys(q_xyz, xyz, k, chunk)
     d2, idx = unpack(found)
-    return idx, d2.sqrt()
+    return idx, d2 if squared else d2.sqrt()
 
 
 def knn_brute_keys(query: Tensor, points: Tensor, k: int, chunk: int | None = None) -> Tensor:

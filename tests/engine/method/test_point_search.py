@@ -59,6 +59,8 @@ def test_knn_tree_equals_brute_force(name: str, k: int) -> None:
     idx, dist = knn(query, points, k)  # the public entry takes the tree on the CPU
     assert torch.equal(idx, want & 0xFFFFFFFF)
     assert torch.equal(dist, (want >> 32).to(torch.int32).view(torch.float32).sqrt())
+    _, squared = knn(query, points, k, squared=True)  # the very values ranked, no sqrt round trip
+    assert torch.equal(squared, (want >> 32).to(torch.int32).view(torch.float32))
 
 
 def test_knn_tree_hands_unprovable_rows_to_brute_force(monkeypatch) -> None:
