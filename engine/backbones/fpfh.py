@@ -144,8 +144,9 @@ class FPFHBackbone(Backbone3D):
         (tests/engine/backbones/test_fpfh.py compares the two).
         """
         o3d = _open3d()
-        cloud = o3d.t.geometry.PointCloud(o3d.core.Tensor(_as_xyz(points).astype(np.float32)))
-        cloud.point.normals = o3d.core.Tensor(self.normals(points).astype(np.float32))
+        xyz = _as_xyz(points)  # converted once, for the normals and the histograms
+        cloud = o3d.t.geometry.PointCloud(o3d.core.Tensor(xyz.astype(np.float32)))
+        cloud.point.normals = o3d.core.Tensor(self.normals(xyz).astype(np.float32))
         fpfh = o3d.t.pipelines.registration.compute_fpfh_feature(
             cloud, max_nn=self.fpfh_max_nn, radius=self.fpfh_radius
         )
